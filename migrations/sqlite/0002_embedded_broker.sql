@@ -1,0 +1,28 @@
+-- The embedded broker: Redis Streams semantics (entries, consumer groups, pending entries).
+CREATE TABLE stream_entries (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream        TEXT NOT NULL,
+    event_id      TEXT NOT NULL,
+    partition_key TEXT,
+    payload       TEXT NOT NULL
+);
+CREATE INDEX stream_entries_by_stream ON stream_entries (stream);
+
+CREATE TABLE stream_groups (
+    stream         TEXT    NOT NULL,
+    group_name     TEXT    NOT NULL,
+    last_delivered INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream, group_name)
+);
+
+-- Entries delivered to a consumer and not yet acknowledged (the pending entries list).
+CREATE TABLE stream_pending (
+    group_name     TEXT    NOT NULL,
+    entry_id       INTEGER NOT NULL,
+    stream         TEXT    NOT NULL,
+    consumer       TEXT    NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    delivered_ms   INTEGER NOT NULL,
+    PRIMARY KEY (group_name, entry_id)
+);
+CREATE INDEX stream_pending_by_idle ON stream_pending (group_name, stream, delivered_ms);

@@ -1,0 +1,27 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types.
+
+use utoipa::OpenApi;
+
+/// EventFlow's API description, served at `/openapi.json` and rendered at `/docs`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "EventFlow",
+        description = "Event-driven backend: ingest CloudEvents, stream them through consumer groups, deliver them.",
+    ),
+    paths(
+        super::events::create_event,
+        super::events::create_batch,
+        super::events::list_events,
+        super::events::get_event,
+        super::health::health,
+        super::health::live,
+        super::health::ready,
+        super::health::metrics,
+    ),
+    tags(
+        (name = "events", description = "Ingest and query events"),
+        (name = "health", description = "Probes and metrics"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,201 @@
+//! RFC 9457 problem details: every error the API returns, and the extractors that turn
+//! framework rejections into them.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::events::{InvalidEvent, Violation};
+use crate::producer::ProduceError;
+use crate::store::StoreError;
+
+/// The media type of problem responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error response: status, a stable problem type, and a precise detail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not the JSON it claims to be.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// A parameter or header is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body's media type is not accepted here.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body (or batch) is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The event breaks the CloudEvents rules or its payload schema.
+    #[error(transparent)]
+    InvalidEvent(#[from] InvalidEvent),
+    /// Nothing is at this address.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with stored state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency is down; retry after the given seconds.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault on our side; details are logged, not returned.
+    #[error("internal error")]
+    Internal,
+}
+
+/// The problem+json body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI identifying the kind of problem.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What exactly went wrong.
+    pub detail: String,
+    /// Each violation, for invalid events.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Violation>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Content too large",
+            ),
+            Self::InvalidEvent(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-event",
+                "Invalid event",
+            ),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+        }
+    }
+
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        Problem {
+            problem_type: format!("urn:eventflow:problem:{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors: match self {
+                Self::InvalidEvent(invalid) => invalid.0.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.parts().0;
+        let mut response = (status, Json(self.problem())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, Self::Unavailable(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "event store unavailable");
+                Self::Unavailable("the event store is unavailable; retry shortly".into())
+            }
+            _ => {
+                tracing::error!(error = %err, "event store error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<ProduceError> for ApiError {
+    fn from(err: ProduceError) -> Self {
+        match err {
+            ProduceError::Store(store) => match store.as_ref() {
+                StoreError::Unavailable(_) => {
+                    Self::Unavailable("the event store is unavailable; retry shortly".into())
+                }
+                _ => Self::Internal,
+            },
+            ProduceError::Closed => Self::Unavailable("EventFlow is shutting down".into()),
+        }
+    }
+}
+
+/// The raw request body, with size and read errors as problems.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|rejection: BytesRejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge("the request body is larger than MAX_BODY_BYTES".into())
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })
+    }
+}
+
+/// Query parameters, with parse errors as problems.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection: QueryRejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// Parses a JSON body, reporting where it breaks.
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))
+}

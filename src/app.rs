@@ -1,0 +1,226 @@
+//! Wiring: opens the backends, starts the API, producer and worker a process's role asks for,
+//! and shuts them down in order (stop accepting, commit what was accepted, finish in-flight
+//! events, close the store).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiContext};
+use crate::broker::{Broker, BrokerError, EmbeddedBroker};
+use crate::config::Config;
+use crate::events::StreamRouter;
+use crate::observability::metrics;
+use crate::producer::{Producer, ProducerSettings};
+use crate::reliability::RetryConfig;
+use crate::sqlite::SqliteDb;
+use crate::store::{EventStore, SqliteStore};
+use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
+
+/// Entries a worker reads at once.
+const READ_COUNT: usize = 256;
+
+/// Why EventFlow could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The event store could not be opened or migrated.
+    #[error("cannot open the event store at {url}: {source}")]
+    Store {
+        /// DATABASE_URL.
+        url: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// API_HOST:API_PORT.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("HTTP server error: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The worker failed.
+    #[error("worker error: {0}")]
+    Worker(#[from] BrokerError),
+}
+
+/// Which parts a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// The HTTP API and the producer.
+    pub api: bool,
+    /// A consumer-group worker.
+    pub worker: bool,
+}
+
+/// The store and broker chosen by configuration.
+pub struct Backends {
+    /// The event store.
+    pub store: Arc<dyn EventStore>,
+    /// The broker.
+    pub broker: Arc<dyn Broker>,
+    db: SqliteDb,
+}
+
+impl Backends {
+    /// Opens the backends of `config`, bringing the schema up to date.
+    pub async fn open(config: &Config) -> Result<Self, AppError> {
+        let db = SqliteDb::open(&config.database_url)
+            .await
+            .map_err(|source| AppError::Store {
+                url: config.database_url.clone(),
+                source,
+            })?;
+        Ok(Self {
+            store: Arc::new(SqliteStore::new(db.clone())),
+            broker: Arc::new(EmbeddedBroker::new(db.clone())),
+            db,
+        })
+    }
+
+    /// Closes connections.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// A started EventFlow process.
+pub struct Running {
+    /// Where the API listens, when this process runs one.
+    pub addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), AppError>>,
+}
+
+impl Running {
+    /// Cancelling this token shuts the process down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the process has shut down (after the token is cancelled).
+    pub async fn wait(self) -> Result<(), AppError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(err) => {
+                tracing::error!(error = %err, "EventFlow task failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Shuts down gracefully and waits for it.
+    pub async fn stop(self) -> Result<(), AppError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+/// Starts the parts of `role`, with `handlers` run by the worker on every event.
+pub async fn start(
+    config: &Config,
+    role: Role,
+    handlers: Vec<Arc<dyn Handler>>,
+) -> Result<Running, AppError> {
+    let backends = Backends::open(config).await?;
+    let shutdown = CancellationToken::new();
+    let router = StreamRouter::new(config.default_stream.clone());
+
+    let mut addr = None;
+    let mut api_task = None;
+    let mut producer_tasks = None;
+    if role.api {
+        let (producer, tasks) = Producer::spawn(
+            backends.store.clone(),
+            backends.broker.clone(),
+            ProducerSettings {
+                batch_size: config.batch_size,
+                batch_timeout: config.batch_timeout,
+            },
+            shutdown.clone(),
+        );
+        producer_tasks = Some(tasks);
+        let ctx = ApiContext {
+            app_name: config.app_name.clone(),
+            producer,
+            store: backends.store.clone(),
+            broker: backends.broker.clone(),
+            router: router.clone(),
+            metrics: metrics::install(),
+            max_batch_events: config.max_batch_events,
+            runs_worker: role.worker,
+        };
+        let app = api::router(ctx, config.max_body_bytes);
+        let listen = config.listen_addr();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(AppError::Serve)?;
+        addr = Some(local);
+        tracing::info!(addr = %local, "API listening");
+        let stop = shutdown.clone();
+        api_task = Some(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }));
+    }
+
+    let worker_task = role.worker.then(|| {
+        metrics::install();
+        let settings = WorkerSettings {
+            group: config.consumer_group.clone(),
+            consumer: consumer_name(),
+            streams: router.all_streams(),
+            concurrency: config.worker_concurrency,
+            read_count: READ_COUNT,
+            claim_idle: config.claim_idle,
+            retry: RetryConfig {
+                max_retries: config.max_retries,
+                base_delay: config.retry_base_delay,
+                max_delay: config.retry_max_delay,
+                exponential_base: 2.0,
+                jitter: true,
+            },
+        };
+        let worker = Worker::new(backends.broker.clone(), handlers, settings);
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
+
+    let task = tokio::spawn(async move {
+        let mut result = Ok(());
+        if let Some(api) = api_task {
+            match api.await {
+                Ok(Err(err)) => result = Err(AppError::Serve(err)),
+                Err(err) => tracing::error!(error = %err, "API task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        if let Some(tasks) = producer_tasks {
+            tasks.finished().await;
+        }
+        if let Some(worker) = worker_task {
+            match worker.await {
+                Ok(Err(err)) => result = result.and(Err(AppError::Worker(err))),
+                Err(err) => tracing::error!(error = %err, "worker task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        backends.close().await;
+        tracing::info!("EventFlow stopped");
+        result
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}

@@ -1,0 +1,324 @@
+//! The embedded broker: Redis Streams semantics on tables of the shared SQLite file, so the
+//! zero-setup deployment is as durable as the distributed one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{QueryBuilder, Sqlite};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Broker, BrokerError, Delivery, EntryId, StreamMessage};
+use crate::sqlite::SqliteDb;
+
+/// How often a blocked reader looks for entries written by another process.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// [`Broker`] in the embedded SQLite file; readers in this process wake as soon as entries land.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBroker {
+    db: SqliteDb,
+    published: Arc<Notify>,
+}
+
+type EntryRow = (i64, String, String, Option<String>, String, i64);
+
+impl EmbeddedBroker {
+    /// A broker on an open database.
+    pub fn new(db: SqliteDb) -> Self {
+        Self {
+            db,
+            published: Arc::new(Notify::new()),
+        }
+    }
+
+    /// One non-blocking XREADGROUP over `streams`.
+    async fn read_new(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[String],
+        count: usize,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        let mut tx = self.db.writer.begin().await.map_err(backend)?;
+        let now = now_ms();
+        let mut deliveries = Vec::new();
+        for stream in streams {
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT last_delivered FROM stream_groups WHERE stream = ? AND group_name = ?",
+            )
+            .bind(stream)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let Some(last) = last else {
+                return Err(BrokerError::NoGroup {
+                    stream: stream.clone(),
+                    group: group.to_string(),
+                });
+            };
+            let rows: Vec<EntryRow> = sqlx::query_as(
+                "SELECT id, stream, event_id, partition_key, payload, 1 FROM stream_entries \
+                 WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(stream)
+            .bind(last)
+            .bind(count as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let Some(newest) = rows.last().map(|row| row.0) else {
+                continue;
+            };
+            let mut pending = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO stream_pending (group_name, entry_id, stream, consumer, delivery_count, delivered_ms) ",
+            );
+            pending.push_values(&rows, |mut row, entry| {
+                row.push_bind(group)
+                    .push_bind(entry.0)
+                    .push_bind(stream)
+                    .push_bind(consumer)
+                    .push_bind(1_i64)
+                    .push_bind(now);
+            });
+            pending.build().execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query(
+                "UPDATE stream_groups SET last_delivered = ? WHERE stream = ? AND group_name = ?",
+            )
+            .bind(newest)
+            .bind(stream)
+            .bind(group)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            deliveries.extend(rows.into_iter().map(delivery));
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(deliveries)
+    }
+
+    async fn count(
+        &self,
+        sql: &'static str,
+        first: &str,
+        second: &str,
+    ) -> Result<u64, BrokerError> {
+        let count: i64 = sqlx::query_scalar(sql)
+            .bind(first)
+            .bind(second)
+            .fetch_one(&self.db.reader)
+            .await
+            .map_err(backend)?;
+        Ok(count.max(0) as u64)
+    }
+}
+
+fn delivery((id, stream, event_id, partition_key, payload, count): EntryRow) -> Delivery {
+    Delivery {
+        entry_id: EntryId(id.to_string()),
+        message: StreamMessage {
+            stream,
+            event_id,
+            partition_key,
+            payload,
+        },
+        delivery_count: u32::try_from(count).unwrap_or(u32::MAX),
+    }
+}
+
+fn backend(err: sqlx::Error) -> BrokerError {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            BrokerError::Unavailable(err.into())
+        }
+        _ => BrokerError::Backend(err.into()),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Parses entry ids into the JSON array that `json_each` expands.
+fn id_list(ids: &[EntryId]) -> Result<String, BrokerError> {
+    let numbers = ids
+        .iter()
+        .map(|id| id.0.parse::<i64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| BrokerError::Backend(err.into()))?;
+    Ok(serde_json::Value::from(numbers).to_string())
+}
+
+#[async_trait]
+impl Broker for EmbeddedBroker {
+    async fn publish(&self, messages: &[StreamMessage]) -> Result<Vec<EntryId>, BrokerError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.db.writer.begin().await.map_err(backend)?;
+        let mut ids = Vec::with_capacity(messages.len());
+        for chunk in messages.chunks(500) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO stream_entries (stream, event_id, partition_key, payload) ",
+            );
+            insert.push_values(chunk, |mut row, message| {
+                row.push_bind(&message.stream)
+                    .push_bind(&message.event_id)
+                    .push_bind(&message.partition_key)
+                    .push_bind(&message.payload);
+            });
+            insert.push(" RETURNING id");
+            let mut chunk_ids: Vec<i64> = insert
+                .build_query_scalar()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            // Ids grow in insertion order; RETURNING does not promise an order.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids.into_iter().map(|id| EntryId(id.to_string())));
+        }
+        tx.commit().await.map_err(backend)?;
+        self.published.notify_waiters();
+        Ok(ids)
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
+        sqlx::query("INSERT OR IGNORE INTO stream_groups (stream, group_name) VALUES (?, ?)")
+            .bind(stream)
+            .bind(group)
+            .execute(&self.db.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[String],
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        let deadline = Instant::now() + block;
+        loop {
+            // Register for the wake-up before looking, so a publish in between is not missed.
+            let published = self.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            let deliveries = self.read_new(group, consumer, streams, count).await?;
+            let now = Instant::now();
+            if !deliveries.is_empty() || now >= deadline {
+                return Ok(deliveries);
+            }
+            let wait = (deadline - now).min(POLL_INTERVAL);
+            tokio::select! {
+                _ = published => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, group: &str, _stream: &str, ids: &[EntryId]) -> Result<u64, BrokerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let result = sqlx::query(
+            "DELETE FROM stream_pending WHERE group_name = ? AND entry_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(group)
+        .bind(id_list(ids)?)
+        .execute(&self.db.writer)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn claim_idle(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        let now = now_ms();
+        let idle_before = now - i64::try_from(min_idle.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.db.writer.begin().await.map_err(backend)?;
+        let claimed: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE stream_pending SET consumer = ?, delivery_count = delivery_count + 1, delivered_ms = ? \
+             WHERE group_name = ? AND entry_id IN ( \
+                 SELECT entry_id FROM stream_pending \
+                 WHERE group_name = ? AND stream = ? AND delivered_ms <= ? ORDER BY entry_id LIMIT ?) \
+             RETURNING entry_id, delivery_count",
+        )
+        .bind(consumer)
+        .bind(now)
+        .bind(group)
+        .bind(group)
+        .bind(stream)
+        .bind(idle_before)
+        .bind(count as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<EntryId> = claimed
+            .iter()
+            .map(|(id, _)| EntryId(id.to_string()))
+            .collect();
+        let mut rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT e.id, e.stream, e.event_id, e.partition_key, e.payload, p.delivery_count \
+             FROM stream_entries e JOIN stream_pending p ON p.entry_id = e.id AND p.group_name = ? \
+             WHERE e.id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(group)
+        .bind(id_list(&ids)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        rows.sort_unstable_by_key(|row| row.0);
+        Ok(rows.into_iter().map(delivery).collect())
+    }
+
+    async fn stream_len(&self, stream: &str) -> Result<u64, BrokerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stream_entries WHERE stream = ?")
+            .bind(stream)
+            .fetch_one(&self.db.reader)
+            .await
+            .map_err(backend)?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn lag(&self, group: &str, stream: &str) -> Result<u64, BrokerError> {
+        self.count(
+            "SELECT COUNT(*) FROM stream_entries WHERE stream = ?2 AND id > \
+             COALESCE((SELECT last_delivered FROM stream_groups WHERE group_name = ?1 AND stream = ?2), 0)",
+            group,
+            stream,
+        )
+        .await
+    }
+
+    async fn pending(&self, group: &str, stream: &str) -> Result<u64, BrokerError> {
+        self.count(
+            "SELECT COUNT(*) FROM stream_pending WHERE group_name = ?1 AND stream = ?2",
+            group,
+            stream,
+        )
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.db.reader)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! Settings from the environment (and `.env`), validated once at start-up.
+//!
+//! Every variable is described in [`SETTINGS`], which also feeds `eventflow --help` and
+//! `.env.example`, so the three can never drift apart.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A configuration value that cannot be used; the message names the variable and the expected form.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid configuration: {name}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub name: &'static str,
+    /// The value it had.
+    pub value: String,
+    /// What a valid value looks like.
+    pub expected: String,
+}
+
+/// One environment variable EventFlow reads: its name, default and meaning.
+pub struct Setting {
+    /// Environment variable name.
+    pub name: &'static str,
+    /// Default when unset (empty: unset means "off" or "not used").
+    pub default: &'static str,
+    /// What it controls.
+    pub description: &'static str,
+}
+
+/// Every variable EventFlow reads, in the order of the README's configuration table.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "APP_NAME",
+        default: "eventflow",
+        description: "Application name, shown in logs and /health",
+    },
+    Setting {
+        name: "APP_ENV",
+        default: "development",
+        description: "Environment: development, staging or production",
+    },
+    Setting {
+        name: "DEBUG",
+        default: "false",
+        description: "Debug mode: lowers the default log level to debug",
+    },
+    Setting {
+        name: "API_HOST",
+        default: "127.0.0.1",
+        description: "Address the HTTP API listens on (0.0.0.0 for all interfaces)",
+    },
+    Setting {
+        name: "API_PORT",
+        default: "8000",
+        description: "Port the HTTP API listens on",
+    },
+    Setting {
+        name: "DATABASE_URL",
+        default: "sqlite://eventflow.db",
+        description: "Event store: sqlite://PATH (embedded, WAL)",
+    },
+    Setting {
+        name: "REDIS_URL",
+        default: "",
+        description: "Broker: unset for the embedded broker (in the SQLite file)",
+    },
+    Setting {
+        name: "LOG_LEVEL",
+        default: "info",
+        description: "Log level or tracing filter (error, warn, info, debug, trace)",
+    },
+    Setting {
+        name: "LOG_FORMAT",
+        default: "json",
+        description: "Log format: json or console",
+    },
+    Setting {
+        name: "BATCH_SIZE",
+        default: "100",
+        description: "Most events committed in one group commit",
+    },
+    Setting {
+        name: "BATCH_TIMEOUT_MS",
+        default: "1000",
+        description: "Longest a buffered (library enqueue) event waits for its group commit",
+    },
+    Setting {
+        name: "CONSUMER_GROUP",
+        default: "eventflow-workers",
+        description: "Consumer group the workers join",
+    },
+    Setting {
+        name: "MAX_RETRIES",
+        default: "3",
+        description: "Retries after the first failed attempt before an event is dead-lettered",
+    },
+    Setting {
+        name: "RETRY_BASE_DELAY",
+        default: "1.0",
+        description: "First retry delay in seconds (fractions allowed); doubles each retry",
+    },
+    Setting {
+        name: "RETRY_MAX_DELAY",
+        default: "60.0",
+        description: "Longest retry delay in seconds",
+    },
+    Setting {
+        name: "MAX_BODY_BYTES",
+        default: "1048576",
+        description: "Largest request body accepted; larger is 413",
+    },
+    Setting {
+        name: "MAX_BATCH_EVENTS",
+        default: "1000",
+        description: "Most events in one batch request",
+    },
+    Setting {
+        name: "DEFAULT_STREAM",
+        default: "events:default",
+        description: "Stream for event types outside the user/system/business/analytics families",
+    },
+    Setting {
+        name: "WORKER_CONCURRENCY",
+        default: "32",
+        description: "Events a worker processes at once (one lane per partition key hash)",
+    },
+    Setting {
+        name: "CLAIM_IDLE_MS",
+        default: "30000",
+        description: "Idle time after which another consumer claims a pending entry",
+    },
+];
+
+/// Deployment environment; production is stricter in later features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local development.
+    Development,
+    /// Pre-production.
+    Staging,
+    /// Production.
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Console,
+}
+
+/// Validated settings for every part of EventFlow.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Application name.
+    pub app_name: String,
+    /// Deployment environment.
+    pub app_env: AppEnv,
+    /// Debug mode.
+    pub debug: bool,
+    /// Listen address.
+    pub api_host: IpAddr,
+    /// Listen port (0 picks a free one).
+    pub api_port: u16,
+    /// Event store URL.
+    pub database_url: String,
+    /// Tracing filter directive.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Group commit size.
+    pub batch_size: usize,
+    /// Group commit linger for buffered events.
+    pub batch_timeout: Duration,
+    /// Worker consumer group.
+    pub consumer_group: String,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First retry delay.
+    pub retry_base_delay: Duration,
+    /// Longest retry delay.
+    pub retry_max_delay: Duration,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+    /// Batch request length limit.
+    pub max_batch_events: usize,
+    /// Stream for types outside the known families.
+    pub default_stream: String,
+    /// Worker lanes.
+    pub worker_concurrency: usize,
+    /// Idle time before a pending entry is claimed.
+    pub claim_idle: Duration,
+}
+
+impl Config {
+    /// Reads `.env` (when present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by the values it leaves unset.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from explicit values, defaults for the rest: for tests and embedding.
+    pub fn from_map(values: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| values.get(name).map(|v| v.to_string()))
+    }
+
+    /// Builds settings from any variable lookup.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars { lookup: &lookup };
+        let redis_url = vars.raw("REDIS_URL");
+        if !redis_url.is_empty() {
+            return Err(invalid(
+                "REDIS_URL",
+                &redis_url,
+                "unset: this build has the embedded broker only",
+            ));
+        }
+        let database_url = vars.raw("DATABASE_URL");
+        if !database_url.starts_with("sqlite:") {
+            return Err(invalid("DATABASE_URL", &database_url, "sqlite://PATH"));
+        }
+        let debug = vars.parse("DEBUG", "true or false", parse_bool)?;
+        let mut log_level = vars.raw("LOG_LEVEL");
+        if debug && lookup("LOG_LEVEL").is_none() {
+            log_level = "debug".into();
+        }
+        Ok(Self {
+            app_name: vars.non_empty("APP_NAME")?,
+            app_env: vars.parse("APP_ENV", "development, staging or production", |v| match v
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "development" | "dev" => Some(AppEnv::Development),
+                "staging" => Some(AppEnv::Staging),
+                "production" | "prod" => Some(AppEnv::Production),
+                _ => None,
+            })?,
+            debug,
+            api_host: vars.parse("API_HOST", "an IP address such as 0.0.0.0", |v| {
+                v.parse().ok()
+            })?,
+            api_port: vars.parse("API_PORT", "a port number from 0 to 65535", |v| {
+                v.parse().ok()
+            })?,
+            database_url,
+            log_level,
+            log_format: vars.parse("LOG_FORMAT", "json or console", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "json" => Some(LogFormat::Json),
+                    "console" | "text" | "pretty" => Some(LogFormat::Console),
+                    _ => None,
+                }
+            })?,
+            batch_size: vars.parse("BATCH_SIZE", "a whole number from 1 to 10000", |v| {
+                v.parse().ok().filter(|n| (1..=10_000).contains(n))
+            })?,
+            batch_timeout: vars.parse("BATCH_TIMEOUT_MS", "milliseconds from 1 to 60000", |v| {
+                millis(v, 1, 60_000)
+            })?,
+            consumer_group: vars.non_empty("CONSUMER_GROUP")?,
+            max_retries: vars.parse("MAX_RETRIES", "a whole number from 0 to 100", |v| {
+                v.parse().ok().filter(|n| *n <= 100)
+            })?,
+            retry_base_delay: vars.parse(
+                "RETRY_BASE_DELAY",
+                "seconds, such as 1.0 or 0.25",
+                seconds,
+            )?,
+            retry_max_delay: vars.parse("RETRY_MAX_DELAY", "seconds, such as 60.0", seconds)?,
+            max_body_bytes: vars.parse("MAX_BODY_BYTES", "bytes from 1024 to 104857600", |v| {
+                v.parse()
+                    .ok()
+                    .filter(|n| (1024..=100 * 1024 * 1024).contains(n))
+            })?,
+            max_batch_events: vars.parse(
+                "MAX_BATCH_EVENTS",
+                "a whole number from 1 to 100000",
+                |v| v.parse().ok().filter(|n| (1..=100_000).contains(n)),
+            )?,
+            default_stream: vars.parse(
+                "DEFAULT_STREAM",
+                "a stream name starting with events:",
+                |v| {
+                    (v.starts_with("events:") && v.len() > "events:".len() && v != "events:dlq")
+                        .then(|| v.to_string())
+                },
+            )?,
+            worker_concurrency: vars.parse(
+                "WORKER_CONCURRENCY",
+                "a whole number from 1 to 1024",
+                |v| v.parse().ok().filter(|n| (1..=1024).contains(n)),
+            )?,
+            claim_idle: vars.parse("CLAIM_IDLE_MS", "milliseconds from 100 to 86400000", |v| {
+                millis(v, 100, 86_400_000)
+            })?,
+        })
+    }
+
+    /// The socket address the API binds.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        (self.api_host, self.api_port).into()
+    }
+}
+
+/// Environment lookups with defaults from [`SETTINGS`].
+struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    fn raw(&self, name: &'static str) -> String {
+        (self.lookup)(name).unwrap_or_else(|| default_of(name).to_string())
+    }
+
+    fn non_empty(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.raw(name);
+        if value.trim().is_empty() {
+            return Err(invalid(name, &value, "a non-empty string"));
+        }
+        Ok(value)
+    }
+
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let value = self.raw(name);
+        parse(value.trim()).ok_or_else(|| invalid(name, &value, expected))
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .map_or("", |s| s.default)
+}
+
+fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        name,
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn millis(value: &str, min: u64, max: u64) -> Option<Duration> {
+    let ms: u64 = value.parse().ok()?;
+    (min..=max).contains(&ms).then(|| Duration::from_millis(ms))
+}
+
+fn seconds(value: &str) -> Option<Duration> {
+    let secs: f64 = value.parse().ok()?;
+    (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+/// The `--help` appendix: every variable with its default.
+pub fn settings_help() -> String {
+    let mut text = String::from("Environment variables (also read from .env):\n");
+    for setting in SETTINGS {
+        let default = if setting.default.is_empty() {
+            "unset"
+        } else {
+            setting.default
+        };
+        text.push_str(&format!(
+            "  {:<20} {} [default: {}]\n",
+            setting.name, setting.description, default
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::from_map(&HashMap::new()).expect("defaults");
+        assert_eq!(config.batch_size, 100);
+        assert_eq!(config.batch_timeout, Duration::from_millis(1000));
+        assert_eq!(config.consumer_group, "eventflow-workers");
+        assert_eq!(config.retry_base_delay, Duration::from_secs(1));
+        assert_eq!(config.api_port, 8000);
+    }
+
+    #[test]
+    fn bad_value_names_the_variable_and_form() {
+        let err = Config::from_map(&HashMap::from([("BATCH_SIZE", "lots")])).unwrap_err();
+        assert_eq!(err.name, "BATCH_SIZE");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: BATCH_SIZE=\"lots\": expected a whole number from 1 to 10000"
+        );
+    }
+
+    #[test]
+    fn fractional_retry_delay_is_accepted() {
+        let config = Config::from_map(&HashMap::from([("RETRY_BASE_DELAY", "0.25")])).unwrap();
+        assert_eq!(config.retry_base_delay, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn debug_lowers_default_log_level_only() {
+        let config = Config::from_map(&HashMap::from([("DEBUG", "true")])).unwrap();
+        assert_eq!(config.log_level, "debug");
+        let config =
+            Config::from_map(&HashMap::from([("DEBUG", "true"), ("LOG_LEVEL", "warn")])).unwrap();
+        assert_eq!(config.log_level, "warn");
+    }
+}

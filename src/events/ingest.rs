@@ -1,0 +1,570 @@
+//! Turning what producers send into [`Event`]s: the README's simple form and the CloudEvents
+//! structured and binary content modes, all validated by the same rules.
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::catalog::validate_known;
+use super::envelope::{CloudEvent, Event, Metadata, Priority, SERVER_METADATA_KEYS, SPEC_VERSION};
+use super::invalid::{InvalidEvent, Violation};
+use super::routing::StreamRouter;
+
+/// Longest event id, type or partition key accepted.
+const MAX_SHORT_ATTRIBUTE: usize = 256;
+/// Longest source, subject or schema URI accepted.
+const MAX_LONG_ATTRIBUTE: usize = 2048;
+/// Longest correlation id accepted.
+pub const MAX_CORRELATION_ID: usize = 128;
+
+/// What the request adds to each event it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestContext<'a> {
+    /// Routes the event type to its stream.
+    pub router: &'a StreamRouter,
+    /// The request's correlation id, used when the event brings none.
+    pub correlation_id: &'a str,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A binary-mode body that does not match its declared JSON content type.
+#[derive(Debug, thiserror::Error)]
+#[error("body is not valid JSON: {0}")]
+pub struct MalformedData(#[from] serde_json::Error);
+
+/// Parses the README's simple form: `{type, source, data, metadata, id?, subject?, time?}`.
+pub fn from_simple(value: Value, ctx: IngestContext<'_>) -> Result<Event, InvalidEvent> {
+    let mut fields = Fields::new(value)?;
+    let draft = Draft {
+        specversion: fields.string("specversion"),
+        id: fields.string("id"),
+        source: fields.required("source"),
+        event_type: fields.required("type"),
+        subject: fields.string("subject"),
+        time: fields.string("time"),
+        datacontenttype: fields.string("datacontenttype"),
+        dataschema: fields.string("dataschema"),
+        data: fields.data("data"),
+        data_base64: None,
+        extensions: Map::new(),
+    };
+    let metadata = fields.object("metadata");
+    for key in fields.remaining_keys() {
+        fields.violate(
+            format!("/{key}"),
+            "unknown field; extra attributes go in metadata",
+        );
+    }
+    let producer_metadata = ProducerMetadata::from_simple(metadata, &mut fields.violations);
+    finish(draft, producer_metadata, fields.violations, ctx)
+}
+
+/// Parses a CloudEvents structured-mode JSON object; members beyond the spec's are extensions.
+pub fn from_structured(value: Value, ctx: IngestContext<'_>) -> Result<Event, InvalidEvent> {
+    let mut fields = Fields::new(value)?;
+    let draft = Draft {
+        specversion: fields.required("specversion"),
+        id: fields.required("id"),
+        source: fields.required("source"),
+        event_type: fields.required("type"),
+        subject: fields.string("subject"),
+        time: fields.string("time"),
+        datacontenttype: fields.string("datacontenttype"),
+        dataschema: fields.string("dataschema"),
+        data: fields.data("data"),
+        data_base64: fields.string("data_base64"),
+        extensions: std::mem::take(&mut fields.map),
+    };
+    let mut violations = fields.violations;
+    check_extensions(&draft.extensions, &mut violations);
+    let producer_metadata = ProducerMetadata::from_extensions(&draft.extensions, &mut violations);
+    finish(draft, producer_metadata, violations, ctx)
+}
+
+/// Rebuilds the structured-mode JSON of a binary-mode request (`ce-*` headers, body as data).
+pub fn structured_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Value, MalformedData> {
+    let mut object = Map::new();
+    for (name, value) in headers {
+        if let Some(attribute) = name.as_str().strip_prefix("ce-") {
+            let text = percent_decode(&String::from_utf8_lossy(value.as_bytes()));
+            object.insert(attribute.to_string(), Value::String(text));
+        }
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if !body.is_empty() {
+        match content_type.as_deref() {
+            Some(ct) if !is_json_media_type(ct) => match std::str::from_utf8(body) {
+                Ok(text) if ct.starts_with("text/") => {
+                    object.insert("data".into(), Value::String(text.to_string()));
+                }
+                _ => {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+                    object.insert("data_base64".into(), Value::String(encoded));
+                }
+            },
+            _ => {
+                object.insert("data".into(), serde_json::from_slice(body)?);
+            }
+        }
+    }
+    if let Some(ct) = content_type {
+        object.insert("datacontenttype".into(), Value::String(ct));
+    }
+    Ok(Value::Object(object))
+}
+
+/// True for `application/json`, `text/json` and any `+json` media type.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+}
+
+/// Attributes read from the request, before validation.
+struct Draft {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    event_type: Option<String>,
+    subject: Option<String>,
+    time: Option<String>,
+    datacontenttype: Option<String>,
+    dataschema: Option<String>,
+    data: Option<Value>,
+    data_base64: Option<String>,
+    extensions: Map<String, Value>,
+}
+
+/// The metadata a producer may set, from either form.
+#[derive(Default)]
+struct ProducerMetadata {
+    priority: Priority,
+    partition_key: Option<String>,
+    correlation_id: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl ProducerMetadata {
+    fn from_simple(metadata: Map<String, Value>, violations: &mut Vec<Violation>) -> Self {
+        let mut result = Self::default();
+        for (key, value) in metadata {
+            let pointer = format!("/metadata/{key}");
+            match key.as_str() {
+                "priority" => result.priority = priority(&value, &pointer, violations),
+                "partition_key" => {
+                    result.partition_key = short_string(&value, &pointer, violations)
+                }
+                "correlation_id" => {
+                    result.correlation_id = correlation_id(&value, &pointer, violations)
+                }
+                key if SERVER_METADATA_KEYS.contains(&key) => {
+                    violations.push(Violation::new(pointer, "is set by EventFlow"));
+                }
+                _ => {
+                    result.extra.insert(key, value);
+                }
+            }
+        }
+        result
+    }
+
+    fn from_extensions(extensions: &Map<String, Value>, violations: &mut Vec<Violation>) -> Self {
+        let mut result = Self::default();
+        if let Some(value) = extensions.get("priority") {
+            result.priority = priority(value, "/priority", violations);
+        }
+        if let Some(value) = extensions.get("partitionkey") {
+            result.partition_key = short_string(value, "/partitionkey", violations);
+        }
+        if let Some(value) = extensions.get("correlationid") {
+            result.correlation_id = correlation_id(value, "/correlationid", violations);
+        }
+        result
+    }
+}
+
+fn priority(value: &Value, pointer: &str, violations: &mut Vec<Violation>) -> Priority {
+    match value.as_str().and_then(Priority::parse) {
+        Some(priority) => priority,
+        None => {
+            violations.push(Violation::new(
+                pointer,
+                "expected one of low, normal, high, critical",
+            ));
+            Priority::default()
+        }
+    }
+}
+
+fn short_string(value: &Value, pointer: &str, violations: &mut Vec<Violation>) -> Option<String> {
+    match value.as_str() {
+        Some(text) if !text.is_empty() && text.len() <= MAX_SHORT_ATTRIBUTE => {
+            Some(text.to_string())
+        }
+        _ => {
+            violations.push(Violation::new(
+                pointer,
+                format!("expected a string of 1 to {MAX_SHORT_ATTRIBUTE} bytes"),
+            ));
+            None
+        }
+    }
+}
+
+fn correlation_id(value: &Value, pointer: &str, violations: &mut Vec<Violation>) -> Option<String> {
+    match value.as_str() {
+        Some(text) if is_valid_correlation_id(text) => Some(text.to_string()),
+        _ => {
+            violations.push(Violation::new(
+                pointer,
+                format!("expected 1 to {MAX_CORRELATION_ID} visible ASCII characters"),
+            ));
+            None
+        }
+    }
+}
+
+/// A correlation id must be safe to echo in a header and a log line.
+pub fn is_valid_correlation_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_CORRELATION_ID
+        && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Validates the draft and assembles the event.
+fn finish(
+    draft: Draft,
+    producer: ProducerMetadata,
+    mut violations: Vec<Violation>,
+    ctx: IngestContext<'_>,
+) -> Result<Event, InvalidEvent> {
+    if let Some(version) = &draft.specversion
+        && version != SPEC_VERSION
+    {
+        violations.push(Violation::new(
+            "/specversion",
+            "only CloudEvents 1.0 is supported",
+        ));
+    }
+    let id = match draft.id {
+        Some(id) => bounded(&mut violations, "/id", id, MAX_SHORT_ATTRIBUTE),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let source = draft
+        .source
+        .map(|s| bounded(&mut violations, "/source", s, MAX_LONG_ATTRIBUTE))
+        .unwrap_or_default();
+    let event_type = draft
+        .event_type
+        .map(|t| bounded(&mut violations, "/type", t, MAX_SHORT_ATTRIBUTE))
+        .unwrap_or_default();
+    let subject = draft
+        .subject
+        .map(|s| bounded(&mut violations, "/subject", s, MAX_LONG_ATTRIBUTE));
+    let time = match draft.time {
+        None => ctx.received_at,
+        Some(text) => match DateTime::parse_from_rfc3339(&text) {
+            Ok(time) => time.with_timezone(&Utc),
+            Err(err) => {
+                violations.push(Violation::new(
+                    "/time",
+                    format!("expected an RFC 3339 timestamp: {err}"),
+                ));
+                ctx.received_at
+            }
+        },
+    };
+    if draft.data.is_some() && draft.data_base64.is_some() {
+        violations.push(Violation::new(
+            "/data_base64",
+            "data and data_base64 are mutually exclusive",
+        ));
+    }
+    let datacontenttype = draft
+        .datacontenttype
+        .or_else(|| draft.data.is_some().then(|| "application/json".to_string()));
+    let json_data = datacontenttype.as_deref().is_none_or(is_json_media_type);
+    if draft.data_base64.is_none()
+        && json_data
+        && let Some(result) =
+            validate_known(&event_type, draft.data.as_ref().unwrap_or(&Value::Null))
+    {
+        violations.extend(result.err());
+    } else if !json_data && super::catalog::KNOWN_TYPES.contains(&event_type.as_str()) {
+        violations.push(Violation::new(
+            "/datacontenttype",
+            format!("{event_type} carries JSON data"),
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(InvalidEvent(violations));
+    }
+    let stream = ctx.router.stream_for(&event_type).to_string();
+    Ok(Event {
+        envelope: CloudEvent {
+            specversion: SPEC_VERSION.to_string(),
+            id,
+            source,
+            event_type,
+            subject,
+            time,
+            datacontenttype,
+            dataschema: draft.dataschema,
+            data: draft.data,
+            data_base64: draft.data_base64,
+            extensions: draft.extensions.into_iter().collect(),
+        },
+        metadata: Metadata {
+            priority: producer.priority,
+            partition_key: producer.partition_key,
+            correlation_id: producer
+                .correlation_id
+                .unwrap_or_else(|| ctx.correlation_id.to_string()),
+            stream,
+            sequence: None,
+            received_at: ctx.received_at,
+            extra: producer.extra,
+        },
+    })
+}
+
+/// Keeps `value` when it is 1 to `max` bytes without control characters, else records why not.
+fn bounded(violations: &mut Vec<Violation>, pointer: &str, value: String, max: usize) -> String {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        violations.push(Violation::new(
+            pointer,
+            format!("expected 1 to {max} bytes without control characters"),
+        ));
+    }
+    value
+}
+
+/// Extension names are 1–20 lower-case letters or digits; values are strings, integers or booleans.
+fn check_extensions(extensions: &Map<String, Value>, violations: &mut Vec<Violation>) {
+    for (name, value) in extensions {
+        let pointer = format!("/{name}");
+        let valid_name = !name.is_empty()
+            && name.len() <= 20
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid_name {
+            violations.push(Violation::new(
+                pointer,
+                "unknown attribute: extension names are 1 to 20 lower-case letters or digits",
+            ));
+            continue;
+        }
+        let valid_value = matches!(value, Value::String(_) | Value::Bool(_))
+            || value.as_i64().is_some_and(|n| i32::try_from(n).is_ok());
+        if !valid_value {
+            violations.push(Violation::new(
+                pointer,
+                "extension values are strings, 32-bit integers or booleans",
+            ));
+        }
+    }
+}
+
+/// A JSON object being taken apart member by member, collecting violations on the way.
+struct Fields {
+    map: Map<String, Value>,
+    violations: Vec<Violation>,
+}
+
+impl Fields {
+    fn new(value: Value) -> Result<Self, InvalidEvent> {
+        match value {
+            Value::Object(map) => Ok(Self {
+                map,
+                violations: Vec::new(),
+            }),
+            _ => Err(InvalidEvent(vec![Violation::new(
+                "",
+                "expected a JSON object",
+            )])),
+        }
+    }
+
+    fn violate(&mut self, pointer: String, detail: &str) {
+        self.violations.push(Violation::new(pointer, detail));
+    }
+
+    /// Takes an optional string member.
+    fn string(&mut self, key: &str) -> Option<String> {
+        match self.map.remove(key)? {
+            Value::String(text) => Some(text),
+            Value::Null => None,
+            _ => {
+                self.violate(format!("/{key}"), "expected a string");
+                None
+            }
+        }
+    }
+
+    /// Takes a required string member.
+    fn required(&mut self, key: &str) -> Option<String> {
+        let present = self.map.get(key).is_some_and(|v| !v.is_null());
+        let value = self.string(key);
+        if !present {
+            self.violate(format!("/{key}"), "is required");
+        }
+        value
+    }
+
+    /// Takes the data member; JSON null counts as absent.
+    fn data(&mut self, key: &str) -> Option<Value> {
+        self.map.remove(key).filter(|v| !v.is_null())
+    }
+
+    /// Takes an optional object member.
+    fn object(&mut self, key: &str) -> Map<String, Value> {
+        match self.map.remove(key) {
+            Some(Value::Object(map)) => map,
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => {
+                self.violate(format!("/{key}"), "expected an object");
+                Map::new()
+            }
+        }
+    }
+
+    fn remaining_keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+}
+
+/// Decodes `%XX` escapes as the CloudEvents HTTP binding asks for header values.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(router: &StreamRouter) -> IngestContext<'_> {
+        IngestContext {
+            router,
+            correlation_id: "req-1",
+            received_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn simple_form_gets_id_time_stream_and_metadata() {
+        let router = StreamRouter::new("events:default");
+        let event = from_simple(
+            json!({"type": "user.login", "source": "web-app",
+                   "data": {"user_id": "usr_123", "ip_address": "192.168.1.1"},
+                   "metadata": {"priority": "high", "partition_key": "usr_123", "tenant": "acme"}}),
+            ctx(&router),
+        )
+        .unwrap();
+        assert_eq!(event.metadata.stream, "events:user");
+        assert_eq!(event.metadata.priority, Priority::High);
+        assert_eq!(event.metadata.partition_key.as_deref(), Some("usr_123"));
+        assert_eq!(event.metadata.correlation_id, "req-1");
+        assert_eq!(event.metadata.extra["tenant"], "acme");
+        assert_eq!(
+            event.envelope.datacontenttype.as_deref(),
+            Some("application/json")
+        );
+        assert!(uuid::Uuid::parse_str(&event.envelope.id).is_ok());
+    }
+
+    #[test]
+    fn simple_form_reports_every_violation() {
+        let router = StreamRouter::new("events:default");
+        let err = from_simple(
+            json!({"source": 5, "colour": "red", "metadata": {"stream": "x"}}),
+            ctx(&router),
+        )
+        .unwrap_err();
+        let pointers: Vec<_> = err.0.iter().map(|v| v.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/source", "/type", "/colour", "/metadata/stream"]
+        );
+    }
+
+    #[test]
+    fn structured_mode_requires_core_attributes_and_checks_extensions() {
+        let router = StreamRouter::new("events:default");
+        let err = from_structured(
+            json!({"specversion": "0.3", "source": "s", "type": "t", "Bad_Name": 1, "big": 1u64 << 40}),
+            ctx(&router),
+        )
+        .unwrap_err();
+        let pointers: Vec<_> = err.0.iter().map(|v| v.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/id", "/Bad_Name", "/big", "/specversion"]);
+    }
+
+    #[test]
+    fn structured_extensions_feed_metadata() {
+        let router = StreamRouter::new("events:default");
+        let event = from_structured(
+            json!({"specversion": "1.0", "id": "e1", "source": "s", "type": "com.example.x",
+                   "partitionkey": "k", "correlationid": "c-9", "time": "2024-01-01T00:00:00+02:00"}),
+            ctx(&router),
+        )
+        .unwrap();
+        assert_eq!(event.metadata.partition_key.as_deref(), Some("k"));
+        assert_eq!(event.metadata.correlation_id, "c-9");
+        assert_eq!(event.metadata.stream, "events:default");
+        assert_eq!(
+            event.envelope.time.to_rfc3339(),
+            "2023-12-31T22:00:00+00:00"
+        );
+        assert_eq!(event.envelope.extensions["partitionkey"], "k");
+    }
+
+    #[test]
+    fn binary_mode_maps_headers_and_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", "1.0".parse().unwrap());
+        headers.insert("ce-id", "b1".parse().unwrap());
+        headers.insert("ce-source", "%2Fsensors%2F1".parse().unwrap());
+        headers.insert("ce-type", "page.view".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let value = structured_from_binary(&headers, br#"{"url": "/home"}"#).unwrap();
+        let router = StreamRouter::new("events:default");
+        let event = from_structured(value, ctx(&router)).unwrap();
+        assert_eq!(event.envelope.source, "/sensors/1");
+        assert_eq!(event.envelope.data, Some(json!({"url": "/home"})));
+
+        headers.insert("content-type", "application/octet-stream".parse().unwrap());
+        headers.insert("ce-type", "com.example.blob".parse().unwrap());
+        let value = structured_from_binary(&headers, &[0xff, 0x00]).unwrap();
+        assert_eq!(value["data_base64"], "/wA=");
+    }
+}

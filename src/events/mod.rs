@@ -1,0 +1,14 @@
+//! Events: the CloudEvents envelope, the catalog of known types, parsing and the factory.
+
+mod builder;
+pub mod catalog;
+mod envelope;
+pub mod ingest;
+mod invalid;
+pub mod routing;
+
+pub use builder::EventBuilder;
+pub use catalog::KnownPayload;
+pub use envelope::{CloudEvent, Event, Metadata, Priority, SPEC_VERSION};
+pub use invalid::{InvalidEvent, Violation};
+pub use routing::StreamRouter;

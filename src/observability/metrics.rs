@@ -1,0 +1,117 @@
+//! Prometheus metrics: the recorder, and one function per metric so names live in one place.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::broker::Broker;
+use crate::events::routing::DEAD_LETTER_STREAM;
+
+const PUBLISHED: &str = "eventflow_events_published_total";
+const CONSUMED: &str = "eventflow_events_consumed_total";
+const FAILED: &str = "eventflow_events_failed_total";
+const PROCESSING: &str = "eventflow_event_processing_seconds";
+const DLQ_SIZE: &str = "eventflow_dlq_size";
+const BATCH_SIZE: &str = "eventflow_producer_batch_size";
+const STREAM_LENGTH: &str = "eventflow_stream_length";
+const CONSUMER_LAG: &str = "eventflow_consumer_lag";
+const CONSUMER_PENDING: &str = "eventflow_consumer_pending";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and returns the handle that renders `/metrics`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(PROCESSING.into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(BATCH_SIZE.into()),
+                        &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+                    )
+                })
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding application; then
+            // this handle renders only what reaches it, which is still valid output.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(PUBLISHED, "Events published to the broker");
+    describe_counter!(CONSUMED, "Events processed successfully by workers");
+    describe_counter!(
+        FAILED,
+        "Events whose processing failed for good (dead-lettered)"
+    );
+    describe_histogram!(
+        PROCESSING,
+        metrics::Unit::Seconds,
+        "Time workers spend processing one event"
+    );
+    describe_gauge!(DLQ_SIZE, "Entries in the dead-letter queue");
+    describe_histogram!(BATCH_SIZE, "Events per group commit");
+    describe_gauge!(STREAM_LENGTH, "Entries in each stream");
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Entries of a stream not yet delivered to the consumer group"
+    );
+    describe_gauge!(
+        CONSUMER_PENDING,
+        "Entries delivered to the consumer group and not yet acknowledged"
+    );
+}
+
+/// Counts events published to `stream`.
+pub fn events_published(stream: &str, count: u64) {
+    counter!(PUBLISHED, "stream" => stream.to_string()).increment(count);
+}
+
+/// Counts one event processed successfully, and its processing time.
+pub fn event_consumed(stream: &str, elapsed: Duration) {
+    counter!(CONSUMED, "stream" => stream.to_string()).increment(1);
+    histogram!(PROCESSING, "stream" => stream.to_string()).record(elapsed.as_secs_f64());
+}
+
+/// Counts one event dead-lettered after failing.
+pub fn event_failed(stream: &str) {
+    counter!(FAILED, "stream" => stream.to_string()).increment(1);
+}
+
+/// Records the size of one group commit.
+pub fn producer_batch(events: usize) {
+    histogram!(BATCH_SIZE).record(events as f64);
+}
+
+/// Samples stream length, consumer lag, pending entries and the DLQ size from the broker.
+pub async fn sample_broker(broker: &dyn Broker, group: &str, streams: &[String]) {
+    for stream in streams {
+        let labels = [("stream", stream.clone()), ("group", group.to_string())];
+        if let Ok(length) = broker.stream_len(stream).await {
+            gauge!(STREAM_LENGTH, "stream" => stream.clone()).set(length as f64);
+        }
+        if let Ok(lag) = broker.lag(group, stream).await {
+            gauge!(CONSUMER_LAG, &labels).set(lag as f64);
+        }
+        if let Ok(pending) = broker.pending(group, stream).await {
+            gauge!(CONSUMER_PENDING, &labels).set(pending as f64);
+        }
+    }
+    if let Ok(size) = broker.stream_len(DEAD_LETTER_STREAM).await {
+        gauge!(DLQ_SIZE).set(size as f64);
+    }
+}

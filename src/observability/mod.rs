@@ -1,0 +1,4 @@
+//! Logs, metrics and correlation ids.
+
+pub mod logging;
+pub mod metrics;

@@ -1,0 +1,129 @@
+//! The publisher: hands committed events to the broker in store order. When the broker fails,
+//! or the publisher falls behind, it switches to the outbox: events the store holds as
+//! unpublished, oldest first, until none are left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, StreamMessage};
+use crate::events::Event;
+use crate::observability::metrics;
+use crate::store::EventStore;
+
+/// Events read from the outbox per round.
+const RELAY_CHUNK: u32 = 1000;
+/// First and longest pause after a failed round.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// Publishes committed events; see the module documentation.
+pub(super) struct Outbox {
+    store: Arc<dyn EventStore>,
+    broker: Arc<dyn Broker>,
+    /// Set while the store holds unpublished events that must go out before newer ones.
+    backlog: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Outbox {
+    pub(super) fn new(
+        store: Arc<dyn EventStore>,
+        broker: Arc<dyn Broker>,
+        backlog: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            store,
+            broker,
+            backlog,
+        }
+    }
+
+    pub(super) async fn run(
+        self,
+        mut committed: mpsc::Receiver<Vec<Event>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut pause = BACKOFF.0;
+        loop {
+            if self.backlog.load(Ordering::Acquire) {
+                // What is queued is in the store too; drop it first so the relay sees it.
+                while committed.try_recv().is_ok() {}
+                match self.relay_once().await {
+                    Ok(0) => self.backlog.store(false, Ordering::Release),
+                    Ok(_) => pause = BACKOFF.0,
+                    Err(err) => {
+                        tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
+                        if shutdown.is_cancelled() {
+                            tracing::warn!(
+                                "shutting down with events left in the outbox; they are published at next start"
+                            );
+                            return;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        pause = (pause * 2).min(BACKOFF.1);
+                    }
+                }
+                continue;
+            }
+            let Some(events) = committed.recv().await else {
+                return;
+            };
+            if self.backlog.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Err(err) = self.publish(&events).await {
+                tracing::warn!(error = %err, "publish failed; switching to the outbox");
+                self.backlog.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Publishes the oldest unpublished events; returns how many there were.
+    async fn relay_once(&self) -> Result<usize, PublishError> {
+        let events = self.store.unpublished(RELAY_CHUNK).await?;
+        if !events.is_empty() {
+            self.publish(&events).await?;
+            tracing::info!(events = events.len(), "outbox relayed events");
+        }
+        Ok(events.len())
+    }
+
+    async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
+        let mut messages = Vec::with_capacity(events.len());
+        let mut sequences = Vec::with_capacity(events.len());
+        for event in events {
+            sequences.extend(event.metadata.sequence);
+            match StreamMessage::for_event(event) {
+                Ok(message) => messages.push(message),
+                // Cannot happen for events that were stored from JSON; never block the outbox on it.
+                Err(err) => {
+                    tracing::error!(event_id = %event.id(), error = %err, "event not publishable")
+                }
+            }
+        }
+        self.broker.publish(&messages).await?;
+        self.store.mark_published(&sequences).await?;
+        let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
+        for message in &messages {
+            *per_stream.entry(message.stream.as_str()).or_default() += 1;
+        }
+        for (stream, count) in per_stream {
+            metrics::events_published(stream, count);
+        }
+        Ok(())
+    }
+}

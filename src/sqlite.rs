@@ -1,0 +1,54 @@
+//! The embedded SQLite file shared by the event store and the embedded broker.
+//!
+//! SQLite admits one writer at a time; a single writer connection lets writes queue in the pool
+//! instead of spinning on the file lock, while a pool of read-only connections serves queries
+//! concurrently (WAL mode).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// Read-only connections kept for queries.
+const READERS: u32 = 4;
+
+/// Handles to one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    /// The single connection that writes.
+    pub writer: SqlitePool,
+    /// Read-only connections for queries.
+    pub reader: SqlitePool,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the file named by a `sqlite://PATH` URL and brings its schema up
+    /// to date.
+    pub async fn open(url: &str) -> Result<Self, sqlx::Error> {
+        // WAL with synchronous=NORMAL survives a process crash (kill -9) without losing commits.
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}

@@ -1,0 +1,91 @@
+//! The event store: the durable source of truth every event is committed to before it is
+//! acknowledged. [`EventStore`] is the contract; [`SqliteStore`] the embedded implementation.
+
+mod query;
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::events::Event;
+
+pub use query::{Cursor, EventPage, EventQuery, TimeRange, TypeFilter};
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: retry later.
+    #[error("event store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused the operation.
+    #[error("event store error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A stored row could not be decoded.
+    #[error("stored event {id} is unreadable: {reason}")]
+    Corrupt {
+        /// The event id or sequence at fault.
+        id: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("5") => {
+                // SQLITE_BUSY: another process holds the write lock longer than busy_timeout.
+                Self::Unavailable(err)
+            }
+            _ => Self::Database(err),
+        }
+    }
+}
+
+/// What happened to one event handed to [`EventStore::append`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendOutcome {
+    /// Newly stored; the event now carries its sequence.
+    Created(Event),
+    /// The same id from the same source was stored before; this is the stored copy.
+    Duplicate(Event),
+    /// The id is taken by an event from another source.
+    Conflict {
+        /// The source of the stored event with that id.
+        existing_source: String,
+    },
+}
+
+/// Durable, queryable storage of events, idempotent on the event id.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Stores a batch in one transaction, in order; returns one outcome per event.
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// The event with this id, if stored.
+    async fn get(&self, id: &str) -> Result<Option<Event>, StoreError>;
+
+    /// A page of events matching the query, newest first.
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// Events of `range` in store order, after sequence `after`, for replay.
+    async fn scan(
+        &self,
+        range: &TimeRange,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The oldest stored events not yet handed to the broker (the outbox).
+    async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// Records that these sequences reached the broker.
+    async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

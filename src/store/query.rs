@@ -1,0 +1,98 @@
+//! What can be asked of the store: list filters, keyset cursors and time ranges.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::events::Event;
+
+/// Matches event types exactly or by prefix (`order.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeFilter {
+    /// This type only.
+    Exact(String),
+    /// Every type starting with this prefix, which ends in a dot (`order.`).
+    Prefix(String),
+}
+
+impl TypeFilter {
+    /// Parses `order.created` or `order.*`.
+    pub fn parse(pattern: &str) -> Self {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => Self::Prefix(prefix.to_string()),
+            None => Self::Exact(pattern.to_string()),
+        }
+    }
+
+    /// True when `event_type` matches.
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::Exact(exact) => exact == event_type,
+            Self::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// A position in the newest-first listing: the next page starts below this sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub i64);
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Cursor)
+    }
+}
+
+/// Filters and paging for [`super::EventStore::list`]; every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Exact type or prefix.
+    pub event_type: Option<TypeFilter>,
+    /// Exact source.
+    pub source: Option<String>,
+    /// Exact stream, such as `events:user`.
+    pub stream: Option<String>,
+    /// Exact subject.
+    pub subject: Option<String>,
+    /// Exact correlation id.
+    pub correlation_id: Option<String>,
+    /// Event time at or after.
+    pub start_time: Option<DateTime<Utc>>,
+    /// Event time before.
+    pub end_time: Option<DateTime<Utc>>,
+    /// Page size.
+    pub limit: u32,
+    /// Rows to skip (after the cursor, if any).
+    pub offset: u32,
+    /// Keyset position from a previous page.
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// Newest first.
+    pub events: Vec<Event>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A window of event time `[start, end)`, optionally on one stream.
+#[derive(Debug, Clone)]
+pub struct TimeRange {
+    /// Only events of this stream.
+    pub stream: Option<String>,
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}

@@ -1,0 +1,357 @@
+//! The worker: a consumer-group member that reads events, runs the handlers and acknowledges.
+//!
+//! Entries are spread over lanes by partition key (or event id), so events sharing a key are
+//! handled one after another in stream order while the rest run concurrently. A failing handler
+//! is retried with backoff; after MAX_RETRIES retries the event is dead-lettered. Entries left
+//! pending by a dead consumer are claimed after CLAIM_IDLE_MS.
+
+mod dead_letter;
+mod handler;
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::broker::{Broker, BrokerError, Delivery, EntryId};
+use crate::events::Event;
+use crate::observability::metrics;
+use crate::reliability::{RetryConfig, retry};
+
+pub use dead_letter::DeadLetter;
+pub use handler::{Handler, HandlerError};
+
+/// Longest a read waits for new entries; also how quickly shutdown is noticed.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// Entries queued per lane before reading pauses.
+const LANE_CAPACITY: usize = 64;
+/// How often broker gauges (lag, stream length, DLQ size) are sampled.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How a worker reads and retries.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Consumer group to join.
+    pub group: String,
+    /// This consumer's name, unique per process.
+    pub consumer: String,
+    /// Streams to read.
+    pub streams: Vec<String>,
+    /// Lanes (events in flight at once).
+    pub concurrency: usize,
+    /// Entries per read.
+    pub read_count: usize,
+    /// Idle time after which pending entries of other consumers are claimed.
+    pub claim_idle: Duration,
+    /// Retries of a failing handler.
+    pub retry: RetryConfig,
+}
+
+/// A consumer name unique to this process: host, pid and a random suffix.
+pub fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "eventflow".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+/// A consumer-group member; see the module documentation.
+pub struct Worker {
+    broker: Arc<dyn Broker>,
+    handlers: Arc<[Arc<dyn Handler>]>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    /// A worker running `handlers` on every event.
+    pub fn new(
+        broker: Arc<dyn Broker>,
+        handlers: Vec<Arc<dyn Handler>>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            broker,
+            handlers: handlers.into(),
+            settings,
+        }
+    }
+
+    /// Consumes until `shutdown`, then finishes the events in flight and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+        if !self.join_groups(&shutdown).await {
+            return Ok(());
+        }
+        tracing::info!(consumer = %self.settings.consumer, group = %self.settings.group, "worker started");
+        let (acks, acker) = Acker::spawn(self.broker.clone(), self.settings.group.clone());
+        let processor = Arc::new(Processor {
+            broker: self.broker.clone(),
+            handlers: self.handlers.clone(),
+            retry: self.settings.retry.clone(),
+            acks,
+        });
+        let mut lanes = Vec::with_capacity(self.settings.concurrency);
+        let mut lane_tasks = JoinSet::new();
+        for _ in 0..self.settings.concurrency {
+            let (lane, mut queue) = mpsc::channel::<Delivery>(LANE_CAPACITY);
+            let processor = processor.clone();
+            lane_tasks.spawn(async move {
+                while let Some(delivery) = queue.recv().await {
+                    processor.process(delivery).await;
+                }
+            });
+            lanes.push(lane);
+        }
+        drop(processor);
+
+        let claim_every = (self.settings.claim_idle / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut next_claim = Instant::now();
+        let mut next_sample = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            if Instant::now() >= next_sample {
+                next_sample = Instant::now() + SAMPLE_INTERVAL;
+                metrics::sample_broker(
+                    self.broker.as_ref(),
+                    &self.settings.group,
+                    &self.settings.streams,
+                )
+                .await;
+            }
+            let claimed = if Instant::now() >= next_claim {
+                next_claim = Instant::now() + claim_every;
+                self.claim().await
+            } else {
+                Ok(Vec::new())
+            };
+            let read = match claimed {
+                Ok(claimed) if !claimed.is_empty() => Ok(claimed),
+                Ok(_) => self.read().await,
+                Err(err) => Err(err),
+            };
+            match read {
+                Ok(deliveries) => {
+                    pause = Duration::from_millis(100);
+                    for delivery in deliveries {
+                        let lane = &lanes[lane_of(&delivery, lanes.len())];
+                        if lane.send(delivery).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "reading the broker failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::info!("worker stopping: finishing events in flight");
+        drop(lanes);
+        while lane_tasks.join_next().await.is_some() {}
+        acker.await.ok();
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    /// Creates the consumer group on every stream, retrying while the broker is down; false if
+    /// shutdown came first.
+    async fn join_groups(&self, shutdown: &CancellationToken) -> bool {
+        loop {
+            let mut result = Ok(());
+            for stream in &self.settings.streams {
+                result = self.broker.ensure_group(stream, &self.settings.group).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => return true,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot join the consumer group; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return false,
+            }
+        }
+    }
+
+    async fn read(&self) -> Result<Vec<Delivery>, BrokerError> {
+        self.broker
+            .read_group(
+                &self.settings.group,
+                &self.settings.consumer,
+                &self.settings.streams,
+                self.settings.read_count,
+                READ_BLOCK,
+            )
+            .await
+    }
+
+    /// Takes over entries that other (dead) consumers left pending too long.
+    async fn claim(&self) -> Result<Vec<Delivery>, BrokerError> {
+        let mut claimed = Vec::new();
+        for stream in &self.settings.streams {
+            let entries = self
+                .broker
+                .claim_idle(
+                    &self.settings.group,
+                    &self.settings.consumer,
+                    stream,
+                    self.settings.claim_idle,
+                    self.settings.read_count,
+                )
+                .await?;
+            if !entries.is_empty() {
+                tracing::info!(stream = %stream, entries = entries.len(), "claimed idle pending entries");
+            }
+            claimed.extend(entries);
+        }
+        Ok(claimed)
+    }
+}
+
+/// The lane for a delivery: by partition key when it has one, else by event id.
+fn lane_of(delivery: &Delivery, lanes: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    match &delivery.message.partition_key {
+        Some(key) => key.hash(&mut hasher),
+        None => delivery.message.event_id.hash(&mut hasher),
+    }
+    (hasher.finish() % lanes as u64) as usize
+}
+
+/// Runs the handlers on one delivery and settles it: ack, or dead letter then ack.
+struct Processor {
+    broker: Arc<dyn Broker>,
+    handlers: Arc<[Arc<dyn Handler>]>,
+    retry: RetryConfig,
+    acks: mpsc::Sender<(String, EntryId)>,
+}
+
+impl Processor {
+    async fn process(&self, delivery: Delivery) {
+        let stream = delivery.message.stream.clone();
+        let event: Event = match serde_json::from_str(&delivery.message.payload) {
+            Ok(event) => event,
+            Err(err) => {
+                let letter =
+                    DeadLetter::new(&delivery, None, format!("undecodable event: {err}"), 1);
+                return self.dead_letter(delivery, letter).await;
+            }
+        };
+        let span = tracing::info_span!(
+            "process",
+            event_id = %event.id(),
+            event_type = %event.event_type(),
+            correlation_id = %event.metadata.correlation_id,
+            stream = %stream,
+            delivery = delivery.delivery_count,
+        );
+        async {
+            // A delivery beyond the attempt budget means earlier consumers died on this event.
+            let budget = self.retry.max_retries.saturating_add(1);
+            if delivery.delivery_count > budget {
+                let error = format!("delivered {} times without being acknowledged", delivery.delivery_count - 1);
+                let letter = DeadLetter::new(&delivery, None, error, delivery.delivery_count - 1);
+                return self.dead_letter(delivery, letter).await;
+            }
+            let started = Instant::now();
+            for handler in self.handlers.iter() {
+                let mut attempts = 0;
+                let outcome = retry(&self.retry, || {
+                    attempts += 1;
+                    handler.handle(&event)
+                })
+                .await;
+                if let Err(err) = outcome {
+                    tracing::warn!(handler = handler.name(), attempts, error = %err, "handler failed for good");
+                    let letter = DeadLetter::new(&delivery, Some(handler.name()), err.to_string(), attempts);
+                    return self.dead_letter(delivery, letter).await;
+                }
+            }
+            metrics::event_consumed(&stream, started.elapsed());
+            tracing::debug!("event processed");
+            self.ack(delivery).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Moves the entry to the dead-letter stream, then acknowledges it; if the dead-letter
+    /// stream cannot be written, the entry stays pending and is redelivered later.
+    async fn dead_letter(&self, delivery: Delivery, letter: DeadLetter) {
+        let published = match letter.to_message() {
+            Ok(message) => self
+                .broker
+                .publish(&[message])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        match published {
+            Ok(()) => {
+                tracing::error!(event_id = %letter.event_id, error = %letter.error, attempts = letter.attempts, "event dead-lettered");
+                metrics::event_failed(&delivery.message.stream);
+                self.ack(delivery).await;
+            }
+            Err(err) => {
+                tracing::error!(event_id = %letter.event_id, error = %err, "dead-lettering failed; the entry stays pending")
+            }
+        }
+    }
+
+    async fn ack(&self, delivery: Delivery) {
+        // The acker outlives every lane; a closed channel only happens if it panicked.
+        let _ = self
+            .acks
+            .send((delivery.message.stream, delivery.entry_id))
+            .await;
+    }
+}
+
+/// Batches acknowledgements: one XACK per stream for whatever has accumulated.
+struct Acker;
+
+impl Acker {
+    fn spawn(
+        broker: Arc<dyn Broker>,
+        group: String,
+    ) -> (mpsc::Sender<(String, EntryId)>, tokio::task::JoinHandle<()>) {
+        let (acks, mut queue) = mpsc::channel::<(String, EntryId)>(4096);
+        let task = tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut by_stream: BTreeMap<String, Vec<EntryId>> = BTreeMap::new();
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some((stream, id)) = next {
+                    by_stream.entry(stream).or_default().push(id);
+                    taken += 1;
+                    next = if taken < 1000 {
+                        queue.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                for (stream, ids) in by_stream {
+                    if let Err(err) = broker.ack(&group, &stream, &ids).await {
+                        // Unacknowledged entries are redelivered after the claim timeout.
+                        tracing::warn!(error = %err, entries = ids.len(), "ack failed");
+                    }
+                }
+            }
+        });
+        (acks, task)
+    }
+}
