@@ -286,6 +286,38 @@ impl Broker for EmbeddedBroker {
         Ok(rows.into_iter().map(delivery).collect())
     }
 
+    async fn range(
+        &self,
+        stream: &str,
+        after: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<(EntryId, StreamMessage)>, BrokerError> {
+        let after = match after {
+            Some(id) => {
+                id.0.parse::<i64>()
+                    .map_err(|err| BrokerError::Backend(err.into()))?
+            }
+            None => 0,
+        };
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, stream, event_id, partition_key, payload, 0 FROM stream_entries \
+             WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(stream)
+        .bind(after)
+        .bind(count as i64)
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let delivery = delivery(row);
+                (delivery.entry_id, delivery.message)
+            })
+            .collect())
+    }
+
     async fn stream_len(&self, stream: &str) -> Result<u64, BrokerError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stream_entries WHERE stream = ?")
             .bind(stream)

@@ -107,6 +107,15 @@ pub trait Broker: Send + Sync + 'static {
         count: usize,
     ) -> Result<Vec<Delivery>, BrokerError>;
 
+    /// Up to `count` entries of `stream` after `after` (from the start when `None`), without
+    /// delivering them to anyone (XRANGE): for inspecting streams such as the dead-letter queue.
+    async fn range(
+        &self,
+        stream: &str,
+        after: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<(EntryId, StreamMessage)>, BrokerError>;
+
     /// Entries in `stream` (XLEN).
     async fn stream_len(&self, stream: &str) -> Result<u64, BrokerError>;
 

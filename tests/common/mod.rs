@@ -1,0 +1,119 @@
+//! Shared test fixtures: an EventFlow instance on a free port with its own database file.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventflow::app::{self, Role, Running};
+use eventflow::config::Config;
+use eventflow::worker::Handler;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A running EventFlow (API and worker) on 127.0.0.1 with a fresh SQLite file.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Client for requests.
+    pub client: reqwest::Client,
+    /// `sqlite://…` of the database file.
+    pub database_url: String,
+    running: Option<Running>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(&[], Vec::new()).await
+    }
+
+    /// Starts with extra settings and worker handlers.
+    pub async fn start_with(settings: &[(&str, &str)], handlers: Vec<Arc<dyn Handler>>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
+        let mut values: HashMap<&str, &str> =
+            HashMap::from([("API_PORT", "0"), ("DATABASE_URL", &database_url)]);
+        values.extend(settings.iter().copied());
+        let database_url = values["DATABASE_URL"].to_string();
+        let config = Config::from_map(&values).expect("valid test config");
+        let running = app::start(
+            &config,
+            Role {
+                api: true,
+                worker: true,
+            },
+            handlers,
+        )
+        .await
+        .expect("EventFlow starts");
+        let addr = running.addr.expect("API address");
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            database_url,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body to `path`.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GETs `path` and returns status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Shuts down gracefully, keeping the database directory until dropped.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// The README's `user.created` example.
+pub fn user_created(user_id: &str) -> Value {
+    serde_json::json!({
+        "type": "user.created",
+        "source": "api",
+        "data": {"user_id": user_id, "email": "user@example.com", "username": "johndoe"}
+    })
+}
+
+/// Polls `condition` every 20 ms for up to `timeout`; true once it holds.
+pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

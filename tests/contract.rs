@@ -1,0 +1,516 @@
+//! The contract every `EventStore` and every `Broker` implementation passes: the same tests,
+//! run against each backend this build has (today the embedded SQLite store and broker).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use eventflow::broker::{Broker, EmbeddedBroker, EntryId, StreamMessage};
+use eventflow::events::{Event, EventBuilder, StreamRouter};
+use eventflow::sqlite::SqliteDb;
+use eventflow::store::{AppendOutcome, EventQuery, EventStore, SqliteStore, TimeRange, TypeFilter};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// One backend under test; the directory lives as long as it.
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn EventStore>,
+    broker: Arc<dyn Broker>,
+    _dir: TempDir,
+}
+
+async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&format!("sqlite://{}/contract.db", dir.path().display()))
+        .await
+        .unwrap();
+    vec![Backend {
+        name: "sqlite+embedded",
+        store: Arc::new(SqliteStore::new(db.clone())),
+        broker: Arc::new(EmbeddedBroker::new(db)),
+        _dir: dir,
+    }]
+}
+
+fn event(event_type: &str, source: &str, id: &str, hour: u32) -> Event {
+    let data = match event_type.split('.').next() {
+        Some("order") => json!({"order_id": id}),
+        Some("user") => json!({"user_id": id}),
+        Some("page") => json!({"url": format!("/{id}")}),
+        _ => json!({"id": id}),
+    };
+    EventBuilder::new(event_type, source, data)
+        .id(id)
+        .time(Utc.with_ymd_and_hms(2024, 1, 1, hour, 0, 0).unwrap())
+        .subject(format!("subject-{id}"))
+        .build(&StreamRouter::new("events:default"))
+        .unwrap()
+}
+
+fn message(stream: &str, id: &str) -> StreamMessage {
+    StreamMessage {
+        stream: stream.into(),
+        event_id: id.into(),
+        partition_key: Some(format!("key-{id}")),
+        payload: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+#[tokio::test]
+async fn store_appends_idempotently_by_id() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let first = event("order.created", "shop", "e1", 1);
+        let outcomes = store
+            .append(vec![
+                first.clone(),
+                event("order.created", "shop", "e2", 2),
+                first.clone(),
+            ])
+            .await
+            .unwrap();
+        let AppendOutcome::Created(created) = &outcomes[0] else {
+            panic!("{}: {outcomes:?}", backend.name)
+        };
+        assert!(created.metadata.sequence.is_some());
+        assert!(
+            matches!(outcomes[1], AppendOutcome::Created(_)),
+            "{}",
+            backend.name
+        );
+        assert!(
+            matches!(&outcomes[2], AppendOutcome::Duplicate(e) if e == created),
+            "{}",
+            backend.name
+        );
+
+        let again = store.append(vec![first.clone()]).await.unwrap();
+        assert!(
+            matches!(&again[0], AppendOutcome::Duplicate(e) if e == created),
+            "{}",
+            backend.name
+        );
+        let mut stranger = first.clone();
+        stranger.envelope.source = "elsewhere".into();
+        let clash = store.append(vec![stranger]).await.unwrap();
+        assert_eq!(
+            clash[0],
+            AppendOutcome::Conflict {
+                existing_source: "shop".into()
+            },
+            "{}",
+            backend.name
+        );
+
+        assert_eq!(
+            store.get("e1").await.unwrap().as_ref(),
+            Some(created),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            store.get("missing").await.unwrap(),
+            None,
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_lists_with_filters_and_pages() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let events = vec![
+            event("order.created", "shop", "o1", 1),
+            event("order.updated", "shop", "o2", 2),
+            event("user.created", "auth", "u1", 3),
+            event("page.view", "web", "p1", 4),
+            event("orders.archived", "shop", "x1", 5),
+        ];
+        store.append(events).await.unwrap();
+        let ids = |page: Vec<Event>| page.into_iter().map(|e| e.envelope.id).collect::<Vec<_>>();
+        let query = |f: fn(&mut EventQuery)| {
+            let mut q = EventQuery {
+                limit: 100,
+                ..EventQuery::default()
+            };
+            f(&mut q);
+            q
+        };
+        let page = store
+            .list(&query(|q| {
+                q.event_type = Some(TypeFilter::parse("order.*"))
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(page.events),
+            ["o2", "o1"],
+            "{}: prefix filter",
+            backend.name
+        );
+        let page = store
+            .list(&query(|q| q.source = Some("shop".into())))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(page.events),
+            ["x1", "o2", "o1"],
+            "{}: source",
+            backend.name
+        );
+        let page = store
+            .list(&query(|q| q.stream = Some("events:analytics".into())))
+            .await
+            .unwrap();
+        assert_eq!(ids(page.events), ["p1"], "{}: stream", backend.name);
+        let page = store
+            .list(&query(|q| q.subject = Some("subject-u1".into())))
+            .await
+            .unwrap();
+        assert_eq!(ids(page.events), ["u1"], "{}: subject", backend.name);
+        let page = store
+            .list(&query(|q| {
+                q.start_time = Some(Utc.with_ymd_and_hms(2024, 1, 1, 2, 0, 0).unwrap());
+                q.end_time = Some(Utc.with_ymd_and_hms(2024, 1, 1, 4, 0, 0).unwrap());
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(page.events),
+            ["u1", "o2"],
+            "{}: time window",
+            backend.name
+        );
+
+        let first = store.list(&query(|q| q.limit = 2)).await.unwrap();
+        assert_eq!(
+            ids(first.events),
+            ["x1", "p1"],
+            "{}: first page",
+            backend.name
+        );
+        let cursor = first.next_cursor.expect("more pages");
+        let second = store
+            .list(&EventQuery {
+                limit: 2,
+                cursor: Some(cursor),
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(second.events),
+            ["u1", "o2"],
+            "{}: second page",
+            backend.name
+        );
+        let last = store
+            .list(&EventQuery {
+                limit: 2,
+                cursor: second.next_cursor,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(last.events), ["o1"], "{}: last page", backend.name);
+        assert_eq!(last.next_cursor, None, "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn store_scans_time_ranges_and_tracks_the_outbox() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let outcomes = store
+            .append(
+                (1..=6)
+                    .map(|h| event("user.created", "auth", &format!("u{h}"), h))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let range = TimeRange {
+            stream: Some("events:user".into()),
+            start: Utc.with_ymd_and_hms(2024, 1, 1, 2, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2024, 1, 1, 6, 0, 0).unwrap(),
+        };
+        let first = store.scan(&range, 0, 3).await.unwrap();
+        let ids: Vec<_> = first.iter().map(|e| e.envelope.id.as_str()).collect();
+        assert_eq!(ids, ["u2", "u3", "u4"], "{}", backend.name);
+        let after = first.last().unwrap().metadata.sequence.unwrap();
+        let rest = store.scan(&range, after, 3).await.unwrap();
+        assert_eq!(rest.len(), 1, "{}", backend.name);
+
+        assert_eq!(
+            store.unpublished(100).await.unwrap().len(),
+            6,
+            "{}",
+            backend.name
+        );
+        let sequences: Vec<i64> = outcomes
+            .iter()
+            .take(4)
+            .map(|o| match o {
+                AppendOutcome::Created(e) => e.metadata.sequence.unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        store.mark_published(&sequences).await.unwrap();
+        let left: Vec<_> = store
+            .unpublished(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.envelope.id)
+            .collect();
+        assert_eq!(
+            left,
+            ["u5", "u6"],
+            "{}: oldest unpublished first",
+            backend.name
+        );
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn broker_delivers_each_entry_to_one_group_member_in_order() {
+    for backend in backends().await {
+        let broker = &backend.broker;
+        let stream = "events:user".to_string();
+        broker.ensure_group(&stream, "g").await.unwrap();
+        broker.ensure_group(&stream, "g").await.unwrap();
+        let ids = broker
+            .publish(&[
+                message(&stream, "a"),
+                message(&stream, "b"),
+                message(&stream, "c"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(
+            ids.windows(2)
+                .all(|w| w[0] < w[1] || w[0].0.len() < w[1].0.len()),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            broker.stream_len(&stream).await.unwrap(),
+            3,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            broker.lag("g", &stream).await.unwrap(),
+            3,
+            "{}",
+            backend.name
+        );
+
+        let first = broker
+            .read_group("g", "c1", std::slice::from_ref(&stream), 2, Duration::ZERO)
+            .await
+            .unwrap();
+        let second = broker
+            .read_group("g", "c2", std::slice::from_ref(&stream), 10, Duration::ZERO)
+            .await
+            .unwrap();
+        let events: Vec<_> = first
+            .iter()
+            .chain(&second)
+            .map(|d| d.message.event_id.as_str())
+            .collect();
+        assert_eq!(
+            events,
+            ["a", "b", "c"],
+            "{}: each entry once, in order",
+            backend.name
+        );
+        assert_eq!(
+            first[0].message,
+            message(&stream, "a"),
+            "{}: message round-trips",
+            backend.name
+        );
+        assert!(
+            first.iter().all(|d| d.delivery_count == 1),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            broker.lag("g", &stream).await.unwrap(),
+            0,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            broker.pending("g", &stream).await.unwrap(),
+            3,
+            "{}",
+            backend.name
+        );
+
+        let acked = broker
+            .ack("g", &stream, &[first[0].entry_id.clone()])
+            .await
+            .unwrap();
+        assert_eq!(acked, 1, "{}", backend.name);
+        assert_eq!(
+            broker
+                .ack("g", &stream, &[first[0].entry_id.clone()])
+                .await
+                .unwrap(),
+            0,
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            broker.pending("g", &stream).await.unwrap(),
+            2,
+            "{}",
+            backend.name
+        );
+
+        // Another group sees every entry independently.
+        broker.ensure_group(&stream, "other").await.unwrap();
+        let all = broker
+            .read_group(
+                "other",
+                "x",
+                std::slice::from_ref(&stream),
+                10,
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3, "{}", backend.name);
+
+        let empty = broker
+            .read_group("g", "c1", std::slice::from_ref(&stream), 10, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(empty.is_empty(), "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn broker_claims_idle_entries_and_counts_deliveries() {
+    for backend in backends().await {
+        let broker = &backend.broker;
+        let stream = "events:system".to_string();
+        broker.ensure_group(&stream, "g").await.unwrap();
+        broker
+            .publish(&[message(&stream, "a"), message(&stream, "b")])
+            .await
+            .unwrap();
+        let taken = broker
+            .read_group(
+                "g",
+                "dead",
+                std::slice::from_ref(&stream),
+                10,
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 2);
+
+        let too_soon = broker
+            .claim_idle("g", "alive", &stream, Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert!(
+            too_soon.is_empty(),
+            "{}: not idle long enough",
+            backend.name
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let claimed = broker
+            .claim_idle("g", "alive", &stream, Duration::from_millis(20), 1)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{}: count bounds the claim", backend.name);
+        assert_eq!(claimed[0].message.event_id, "a");
+        assert_eq!(claimed[0].delivery_count, 2, "{}", backend.name);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let again = broker
+            .claim_idle("g", "alive", &stream, Duration::from_millis(20), 10)
+            .await
+            .unwrap();
+        let counts: Vec<_> = again
+            .iter()
+            .map(|d| (d.message.event_id.as_str(), d.delivery_count))
+            .collect();
+        assert_eq!(counts, [("a", 3), ("b", 2)], "{}", backend.name);
+        let ids: Vec<EntryId> = again.iter().map(|d| d.entry_id.clone()).collect();
+        broker.ack("g", &stream, &ids).await.unwrap();
+        assert_eq!(
+            broker.pending("g", &stream).await.unwrap(),
+            0,
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn broker_blocks_until_an_entry_arrives_and_ranges_without_delivering() {
+    for backend in backends().await {
+        let broker = backend.broker.clone();
+        let stream = "events:business".to_string();
+        broker.ensure_group(&stream, "g").await.unwrap();
+        let reader = {
+            let (broker, stream) = (broker.clone(), stream.clone());
+            tokio::spawn(async move {
+                broker
+                    .read_group("g", "c", &[stream], 10, Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = tokio::time::Instant::now();
+        broker.publish(&[message(&stream, "late")]).await.unwrap();
+        let delivered = reader.await.unwrap().unwrap();
+        assert_eq!(delivered.len(), 1, "{}", backend.name);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{}: woke on publish",
+            backend.name
+        );
+
+        let idle = broker
+            .read_group(
+                "g",
+                "c",
+                std::slice::from_ref(&stream),
+                10,
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap();
+        assert!(idle.is_empty(), "{}: times out empty", backend.name);
+
+        broker.publish(&[message(&stream, "more")]).await.unwrap();
+        let all = broker.range(&stream, None, 10).await.unwrap();
+        assert_eq!(all.len(), 2, "{}", backend.name);
+        let after = broker.range(&stream, Some(&all[0].0), 10).await.unwrap();
+        assert_eq!(after.len(), 1, "{}", backend.name);
+        assert_eq!(after[0].1.event_id, "more");
+        assert_eq!(
+            broker.pending("g", &stream).await.unwrap(),
+            1,
+            "{}: range delivers nothing",
+            backend.name
+        );
+
+        let missing = broker
+            .read_group("nope", "c", &[stream], 1, Duration::ZERO)
+            .await;
+        assert!(missing.is_err(), "{}: unknown group", backend.name);
+        broker.ping().await.unwrap();
+    }
+}

@@ -1,0 +1,220 @@
+//! The worker through the library API: handlers see every event, same-key events in order,
+//! failures are retried and then dead-lettered, and abandoned entries are claimed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{TestServer, eventually, user_created};
+use eventflow::broker::{Broker, EmbeddedBroker, StreamMessage};
+use eventflow::events::routing::DEAD_LETTER_STREAM;
+use eventflow::events::{Event, EventBuilder, StreamRouter};
+use eventflow::sqlite::SqliteDb;
+use eventflow::worker::{DeadLetter, Handler, HandlerError};
+use serde_json::json;
+
+/// Records (partition key, sequence) of every event, after a short pause that lets lanes interleave.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<(String, i64)>>,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let pause = (event.metadata.sequence.unwrap_or_default() % 3) as u64;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let key = event.metadata.partition_key.clone().unwrap_or_default();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((key, event.metadata.sequence.unwrap_or_default()));
+        Ok(())
+    }
+}
+
+/// Fails its first `failures` calls per event, then succeeds.
+struct Flaky {
+    failures: u32,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl Handler for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    async fn handle(&self, _event: &Event) -> Result<(), HandlerError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call <= self.failures {
+            return Err(format!("receiver answered 503 (call {call})").into());
+        }
+        Ok(())
+    }
+}
+
+async fn dead_letters(database_url: &str) -> Vec<DeadLetter> {
+    let broker = EmbeddedBroker::new(SqliteDb::open(database_url).await.unwrap());
+    let entries = broker.range(DEAD_LETTER_STREAM, None, 100).await.unwrap();
+    entries
+        .iter()
+        .map(|(_, message)| serde_json::from_str(&message.payload).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn handlers_see_every_event_and_same_key_events_in_order() {
+    let recorder = Arc::new(Recorder::default());
+    let server =
+        TestServer::start_with(&[("WORKER_CONCURRENCY", "8")], vec![recorder.clone()]).await;
+    let events: Vec<_> = (0..120)
+        .map(|i| {
+            json!({"type": "page.view", "source": "web", "data": {"url": format!("/p/{i}")},
+                   "metadata": {"partition_key": format!("session-{}", i % 4)}})
+        })
+        .collect();
+    for chunk in events.chunks(40) {
+        let response = server
+            .post_json("/api/v1/events/batch", &json!(chunk))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            recorder.seen.lock().unwrap().len() == 120
+        })
+        .await
+    );
+    let seen = recorder.seen.lock().unwrap().clone();
+    let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
+    for (key, sequence) in seen {
+        by_key.entry(key).or_default().push(sequence);
+    }
+    assert_eq!(by_key.len(), 4);
+    for (key, sequences) in by_key {
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {sequences:?}"
+        );
+        assert_eq!(sequences.len(), 30);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_then_dead_lettered() {
+    let failing = Arc::new(Flaky {
+        failures: u32::MAX,
+        calls: AtomicU32::new(0),
+    });
+    let server = TestServer::start_with(
+        &[("MAX_RETRIES", "2"), ("RETRY_BASE_DELAY", "0.01")],
+        vec![failing.clone()],
+    )
+    .await;
+    let response = server
+        .post_json("/api/v1/events", &user_created("usr_9"))
+        .await;
+    let event_id = response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = server.database_url.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !dead_letters(&url).await.is_empty()
+        })
+        .await
+    );
+    let letters = dead_letters(&url).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, event_id);
+    assert_eq!(letters[0].attempts, 3, "MAX_RETRIES=2 means three attempts");
+    assert_eq!(letters[0].handler.as_deref(), Some("flaky"));
+    assert!(letters[0].error.contains("503"));
+    assert_eq!(letters[0].stream, "events:user");
+    assert_eq!(failing.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_flaky_handler_succeeds_on_retry_without_a_dead_letter() {
+    let flaky = Arc::new(Flaky {
+        failures: 2,
+        calls: AtomicU32::new(0),
+    });
+    let server = TestServer::start_with(&[("RETRY_BASE_DELAY", "0.01")], vec![flaky.clone()]).await;
+    server
+        .post_json("/api/v1/events", &user_created("usr_3"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            flaky.calls.load(Ordering::SeqCst) == 3
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(dead_letters(&server.database_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
+    // A consumer reads an entry and dies before acknowledging it.
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
+    let broker = EmbeddedBroker::new(SqliteDb::open(&database_url).await.unwrap());
+    let stream = "events:system".to_string();
+    broker
+        .ensure_group(&stream, "eventflow-workers")
+        .await
+        .unwrap();
+    let event = EventBuilder::new("system.error", "crashy", json!({"message": "boom"}))
+        .build(&StreamRouter::new("events:default"))
+        .unwrap();
+    broker
+        .publish(&[StreamMessage::for_event(&event).unwrap()])
+        .await
+        .unwrap();
+    let taken = broker
+        .read_group(
+            "eventflow-workers",
+            "doomed-consumer",
+            std::slice::from_ref(&stream),
+            10,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        broker.pending("eventflow-workers", &stream).await.unwrap(),
+        1
+    );
+
+    // A live worker on the same group claims it once it has been idle long enough.
+    let recorder = Arc::new(Recorder::default());
+    let _server = TestServer::start_with(
+        &[("CLAIM_IDLE_MS", "200"), ("DATABASE_URL", &database_url)],
+        vec![recorder.clone()],
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            recorder.seen.lock().unwrap().len() == 1
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            broker.pending("eventflow-workers", &stream).await.unwrap() == 0
+        })
+        .await
+    );
+}
