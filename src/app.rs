@@ -93,6 +93,8 @@ impl Backends {
 pub struct Running {
     /// Where the API listens, when this process runs one.
     pub addr: Option<SocketAddr>,
+    /// The producer behind the API, for in-process producers (when this process runs the API).
+    pub producer: Option<Producer>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), AppError>>,
 }
@@ -134,6 +136,7 @@ pub async fn start(
     let mut addr = None;
     let mut api_task = None;
     let mut producer_tasks = None;
+    let mut shared_producer = None;
     if role.api {
         let (producer, tasks) = Producer::spawn(
             backends.store.clone(),
@@ -145,6 +148,7 @@ pub async fn start(
             shutdown.clone(),
         );
         producer_tasks = Some(tasks);
+        shared_producer = Some(producer.clone());
         let ctx = ApiContext {
             app_name: config.app_name.clone(),
             producer,
@@ -220,6 +224,7 @@ pub async fn start(
     });
     Ok(Running {
         addr,
+        producer: shared_producer,
         shutdown,
         task,
     })

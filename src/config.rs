@@ -425,3 +425,26 @@ mod tests {
         assert_eq!(config.log_level, "warn");
     }
 }
+
+#[cfg(test)]
+mod documentation_tests {
+    use super::SETTINGS;
+
+    #[test]
+    fn every_setting_is_documented_in_env_example_and_readme() {
+        let env_example = include_str!("../.env.example");
+        let readme = include_str!("../README.md");
+        for setting in SETTINGS {
+            assert!(
+                env_example.contains(&format!("{}=", setting.name)),
+                "{} missing from .env.example",
+                setting.name
+            );
+            assert!(
+                readme.contains(&format!("| `{}` |", setting.name)),
+                "{} missing from README",
+                setting.name
+            );
+        }
+    }
+}

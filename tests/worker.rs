@@ -218,3 +218,47 @@ async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
         .await
     );
 }
+
+#[tokio::test]
+async fn in_process_producers_send_and_enqueue() {
+    let recorder = Arc::new(Recorder::default());
+    let server =
+        TestServer::start_with(&[("BATCH_TIMEOUT_MS", "100")], vec![recorder.clone()]).await;
+    let producer = server.producer();
+    let router = StreamRouter::new("events:default");
+    let sent = EventBuilder::new("feature.used", "in-process", json!({"feature": "export"}))
+        .build(&router)
+        .unwrap();
+    let outcomes = producer.send(vec![sent.clone()]).await.unwrap();
+    assert!(
+        matches!(&outcomes[0], eventflow::store::AppendOutcome::Created(e) if e.id() == sent.id())
+    );
+
+    // Enqueued events are committed by the batch timeout without anyone waiting for them.
+    let queued: Vec<Event> = (0..3)
+        .map(|i| {
+            EventBuilder::new(
+                "feature.used",
+                "in-process",
+                json!({"feature": format!("f{i}")}),
+            )
+            .build(&router)
+            .unwrap()
+        })
+        .collect();
+    for event in &queued {
+        producer.enqueue(event.clone()).await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            recorder.seen.lock().unwrap().len() == 4
+        })
+        .await
+    );
+    for event in &queued {
+        let (status, _) = server
+            .get_json(&format!("/api/v1/events/{}", event.id()))
+            .await;
+        assert_eq!(status, 200);
+    }
+}

@@ -31,6 +31,7 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id = %id,
+        event_id = tracing::field::Empty,
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

@@ -127,6 +127,7 @@ pub async fn create_event(
             ingest::from_structured(value, ingest)?
         }
     };
+    tracing::Span::current().record("event_id", event.id());
     let outcome = ctx
         .producer
         .send(vec![event])

@@ -1,6 +1,7 @@
 //! The embedded broker: Redis Streams semantics on tables of the shared SQLite file, so the
 //! zero-setup deployment is as durable as the distributed one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,8 @@ impl EmbeddedBroker {
         }
     }
 
-    /// One non-blocking XREADGROUP over `streams`.
+    /// One non-blocking XREADGROUP over `streams`: a single statement reads up to `count` new
+    /// entries of each stream, one more records them as pending, one advances the group.
     async fn read_new(
         &self,
         group: &str,
@@ -42,61 +44,90 @@ impl EmbeddedBroker {
         count: usize,
     ) -> Result<Vec<Delivery>, BrokerError> {
         let mut tx = self.db.writer.begin().await.map_err(backend)?;
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        for (i, stream) in streams.iter().enumerate() {
+            if i > 0 {
+                select.push(" UNION ALL ");
+            }
+            select
+                .push(
+                    "SELECT * FROM (SELECT id, stream, event_id, partition_key, payload, 1 \
+                     FROM stream_entries WHERE stream = ",
+                )
+                .push_bind(stream)
+                .push(" AND id > (SELECT last_delivered FROM stream_groups WHERE group_name = ")
+                .push_bind(group)
+                .push(" AND stream = ")
+                .push_bind(stream)
+                .push(") ORDER BY id LIMIT ")
+                .push_bind(count as i64)
+                .push(")");
+        }
+        let rows: Vec<EntryRow> = select
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if rows.is_empty() {
+            self.check_groups(&mut tx, group, streams).await?;
+            return Ok(Vec::new());
+        }
         let now = now_ms();
-        let mut deliveries = Vec::new();
+        let mut pending = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO stream_pending (group_name, entry_id, stream, consumer, delivery_count, delivered_ms) ",
+        );
+        pending.push_values(&rows, |mut row, entry| {
+            row.push_bind(group)
+                .push_bind(entry.0)
+                .push_bind(&entry.1)
+                .push_bind(consumer)
+                .push_bind(1_i64)
+                .push_bind(now);
+        });
+        pending.build().execute(&mut *tx).await.map_err(backend)?;
+        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+        for row in &rows {
+            let id = newest.entry(row.1.as_str()).or_default();
+            *id = (*id).max(row.0);
+        }
+        let mut advance = QueryBuilder::<Sqlite>::new(
+            "UPDATE stream_groups SET last_delivered = newest.column2 FROM (",
+        );
+        advance.push_values(newest, |mut row, (stream, id)| {
+            row.push_bind(stream).push_bind(id);
+        });
+        advance
+            .push(") AS newest WHERE stream_groups.stream = newest.column1 AND stream_groups.group_name = ")
+            .push_bind(group);
+        advance.build().execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(rows.into_iter().map(delivery).collect())
+    }
+
+    /// Fails with [`BrokerError::NoGroup`] when `group` is missing on one of `streams`.
+    async fn check_groups(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        group: &str,
+        streams: &[String],
+    ) -> Result<(), BrokerError> {
         for stream in streams {
-            let last: Option<i64> = sqlx::query_scalar(
-                "SELECT last_delivered FROM stream_groups WHERE stream = ? AND group_name = ?",
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM stream_groups WHERE group_name = ? AND stream = ?",
             )
-            .bind(stream)
             .bind(group)
+            .bind(stream)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-            let Some(last) = last else {
+            if exists.is_none() {
                 return Err(BrokerError::NoGroup {
                     stream: stream.clone(),
                     group: group.to_string(),
                 });
-            };
-            let rows: Vec<EntryRow> = sqlx::query_as(
-                "SELECT id, stream, event_id, partition_key, payload, 1 FROM stream_entries \
-                 WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(stream)
-            .bind(last)
-            .bind(count as i64)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let Some(newest) = rows.last().map(|row| row.0) else {
-                continue;
-            };
-            let mut pending = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO stream_pending (group_name, entry_id, stream, consumer, delivery_count, delivered_ms) ",
-            );
-            pending.push_values(&rows, |mut row, entry| {
-                row.push_bind(group)
-                    .push_bind(entry.0)
-                    .push_bind(stream)
-                    .push_bind(consumer)
-                    .push_bind(1_i64)
-                    .push_bind(now);
-            });
-            pending.build().execute(&mut *tx).await.map_err(backend)?;
-            sqlx::query(
-                "UPDATE stream_groups SET last_delivered = ? WHERE stream = ? AND group_name = ?",
-            )
-            .bind(newest)
-            .bind(stream)
-            .bind(group)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            deliveries.extend(rows.into_iter().map(delivery));
+            }
         }
-        tx.commit().await.map_err(backend)?;
-        Ok(deliveries)
+        Ok(())
     }
 
     async fn count(
@@ -113,6 +144,21 @@ impl EmbeddedBroker {
             .map_err(backend)?;
         Ok(count.max(0) as u64)
     }
+}
+
+/// Up to `count` entries of `stream` with ids above `after`, as first deliveries.
+fn entries_after(
+    stream: &str,
+    after: i64,
+    count: usize,
+) -> sqlx::query::QueryAs<'_, Sqlite, EntryRow, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query_as(
+        "SELECT id, stream, event_id, partition_key, payload, 1 FROM stream_entries \
+         WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(stream)
+    .bind(after)
+    .bind(count as i64)
 }
 
 fn delivery((id, stream, event_id, partition_key, payload, count): EntryRow) -> Delivery {
@@ -169,15 +215,11 @@ impl Broker for EmbeddedBroker {
                     .push_bind(&message.partition_key)
                     .push_bind(&message.payload);
             });
-            insert.push(" RETURNING id");
-            let mut chunk_ids: Vec<i64> = insert
-                .build_query_scalar()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?;
-            // Ids grow in insertion order; RETURNING does not promise an order.
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids.into_iter().map(|id| EntryId(id.to_string())));
+            let result = insert.build().execute(&mut *tx).await.map_err(backend)?;
+            // One writer holds the lock: the entries got consecutive ids ending at the last one.
+            let last = result.last_insert_rowid();
+            let first = last - chunk.len() as i64 + 1;
+            ids.extend((first..=last).map(|id| EntryId(id.to_string())));
         }
         tx.commit().await.map_err(backend)?;
         self.published.notify_waiters();
@@ -299,16 +341,10 @@ impl Broker for EmbeddedBroker {
             }
             None => 0,
         };
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT id, stream, event_id, partition_key, payload, 0 FROM stream_entries \
-             WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(stream)
-        .bind(after)
-        .bind(count as i64)
-        .fetch_all(&self.db.reader)
-        .await
-        .map_err(backend)?;
+        let rows = entries_after(stream, after, count)
+            .fetch_all(&self.db.reader)
+            .await
+            .map_err(backend)?;
         Ok(rows
             .into_iter()
             .map(|row| {

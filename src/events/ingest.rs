@@ -37,19 +37,7 @@ pub struct MalformedData(#[from] serde_json::Error);
 /// Parses the README's simple form: `{type, source, data, metadata, id?, subject?, time?}`.
 pub fn from_simple(value: Value, ctx: IngestContext<'_>) -> Result<Event, InvalidEvent> {
     let mut fields = Fields::new(value)?;
-    let draft = Draft {
-        specversion: fields.string("specversion"),
-        id: fields.string("id"),
-        source: fields.required("source"),
-        event_type: fields.required("type"),
-        subject: fields.string("subject"),
-        time: fields.string("time"),
-        datacontenttype: fields.string("datacontenttype"),
-        dataschema: fields.string("dataschema"),
-        data: fields.data("data"),
-        data_base64: None,
-        extensions: Map::new(),
-    };
+    let draft = Draft::take(&mut fields, false);
     let metadata = fields.object("metadata");
     for key in fields.remaining_keys() {
         fields.violate(
@@ -64,19 +52,8 @@ pub fn from_simple(value: Value, ctx: IngestContext<'_>) -> Result<Event, Invali
 /// Parses a CloudEvents structured-mode JSON object; members beyond the spec's are extensions.
 pub fn from_structured(value: Value, ctx: IngestContext<'_>) -> Result<Event, InvalidEvent> {
     let mut fields = Fields::new(value)?;
-    let draft = Draft {
-        specversion: fields.required("specversion"),
-        id: fields.required("id"),
-        source: fields.required("source"),
-        event_type: fields.required("type"),
-        subject: fields.string("subject"),
-        time: fields.string("time"),
-        datacontenttype: fields.string("datacontenttype"),
-        dataschema: fields.string("dataschema"),
-        data: fields.data("data"),
-        data_base64: fields.string("data_base64"),
-        extensions: std::mem::take(&mut fields.map),
-    };
+    let mut draft = Draft::take(&mut fields, true);
+    draft.extensions = std::mem::take(&mut fields.map);
     let mut violations = fields.violations;
     check_extensions(&draft.extensions, &mut violations);
     let producer_metadata = ProducerMetadata::from_extensions(&draft.extensions, &mut violations);
@@ -142,6 +119,35 @@ struct Draft {
     data: Option<Value>,
     data_base64: Option<String>,
     extensions: Map<String, Value>,
+}
+
+impl Draft {
+    /// Takes the context attributes and data; structured mode requires `specversion` and `id`
+    /// and may carry `data_base64`, the simple form fills them in.
+    fn take(fields: &mut Fields, structured: bool) -> Self {
+        let (specversion, id) = if structured {
+            (fields.required("specversion"), fields.required("id"))
+        } else {
+            (fields.string("specversion"), fields.string("id"))
+        };
+        Self {
+            specversion,
+            id,
+            source: fields.required("source"),
+            event_type: fields.required("type"),
+            subject: fields.string("subject"),
+            time: fields.string("time"),
+            datacontenttype: fields.string("datacontenttype"),
+            dataschema: fields.string("dataschema"),
+            data: fields.data("data"),
+            data_base64: if structured {
+                fields.string("data_base64")
+            } else {
+                None
+            },
+            extensions: Map::new(),
+        }
+    }
 }
 
 /// The metadata a producer may set, from either form.

@@ -240,13 +240,10 @@ impl Committer {
         }
     }
 
-    /// Passes committed events to the publisher; when it is behind, the outbox catches up from
-    /// the store instead, which keeps stream order.
+    /// Passes committed events to the publisher; when its queue is full, the outbox catches up
+    /// from the store instead, which keeps stream order.
     fn hand_off(&self, created: Vec<Event>) {
-        if created.is_empty() {
-            return;
-        }
-        if self.backlog.load(Ordering::Acquire) || self.handoff.try_send(created).is_err() {
+        if !created.is_empty() && self.handoff.try_send(created).is_err() {
             self.backlog.store(true, Ordering::Release);
         }
     }

@@ -55,13 +55,19 @@ impl Outbox {
         shutdown: CancellationToken,
     ) {
         let mut pause = BACKOFF.0;
+        // Highest sequence the relay published: queued batches up to it went out already.
+        let mut relayed_up_to = 0;
         loop {
             if self.backlog.load(Ordering::Acquire) {
-                // What is queued is in the store too; drop it first so the relay sees it.
+                // Everything queued now was committed before this point, so the relay's next read
+                // of the store covers it; batches queued later are newer and wait in the queue.
                 while committed.try_recv().is_ok() {}
                 match self.relay_once().await {
-                    Ok(0) => self.backlog.store(false, Ordering::Release),
-                    Ok(_) => pause = BACKOFF.0,
+                    Ok(None) => self.backlog.store(false, Ordering::Release),
+                    Ok(Some(up_to)) => {
+                        relayed_up_to = up_to;
+                        pause = BACKOFF.0;
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
                         if shutdown.is_cancelled() {
@@ -79,10 +85,21 @@ impl Outbox {
                 }
                 continue;
             }
-            let Some(events) = committed.recv().await else {
+            let Some(mut events) = committed.recv().await else {
                 return;
             };
             if self.backlog.load(Ordering::Acquire) {
+                continue;
+            }
+            // Sequences follow commit order, so a queued event at or below the relay's mark was
+            // in one of its reads.
+            events.retain(|event| {
+                event
+                    .metadata
+                    .sequence
+                    .is_some_and(|seq| seq > relayed_up_to)
+            });
+            if events.is_empty() {
                 continue;
             }
             if let Err(err) = self.publish(&events).await {
@@ -92,14 +109,16 @@ impl Outbox {
         }
     }
 
-    /// Publishes the oldest unpublished events; returns how many there were.
-    async fn relay_once(&self) -> Result<usize, PublishError> {
+    /// Publishes the oldest unpublished events; returns the highest sequence published, or
+    /// `None` when the outbox is empty.
+    async fn relay_once(&self) -> Result<Option<i64>, PublishError> {
         let events = self.store.unpublished(RELAY_CHUNK).await?;
-        if !events.is_empty() {
-            self.publish(&events).await?;
-            tracing::info!(events = events.len(), "outbox relayed events");
+        if events.is_empty() {
+            return Ok(None);
         }
-        Ok(events.len())
+        self.publish(&events).await?;
+        tracing::info!(events = events.len(), "outbox relayed events");
+        Ok(events.iter().filter_map(|e| e.metadata.sequence).max())
     }
 
     async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {

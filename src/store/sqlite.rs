@@ -49,12 +49,64 @@ fn encode_event(event: &Event) -> Result<String, StoreError> {
     })
 }
 
+/// What the store already holds (or is about to insert) under an id.
+enum Known {
+    Stored(Box<Event>),
+    Fresh(usize),
+}
+
+/// An outcome decided before the insert, or one waiting for the inserted sequence.
+enum Pending {
+    Done(Box<AppendOutcome>),
+    Fresh(usize),
+    RepeatOfFresh(usize, String),
+}
+
+/// The outcome of sending an event from `source` again when `stored` holds its id.
+fn repeat_outcome(stored: &Event, source: &str) -> AppendOutcome {
+    if stored.envelope.source == source {
+        AppendOutcome::Duplicate(stored.clone())
+    } else {
+        AppendOutcome::Conflict {
+            existing_source: stored.envelope.source.clone(),
+        }
+    }
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
         let mut tx = self.db.writer.begin().await?;
-        let mut created: HashMap<String, i64> = HashMap::with_capacity(events.len());
-        for chunk in events.chunks(INSERT_CHUNK) {
+        // Events already stored under ids of this batch: usually none, so one cheap lookup.
+        let ids = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut known: HashMap<String, Known> = HashMap::with_capacity(rows.len());
+        for (seq, body) in rows {
+            let event = decode_event(seq, &body)?;
+            known.insert(event.id().to_string(), Known::Stored(Box::new(event)));
+        }
+        // Decide each event's outcome in order; the first occurrence of a new id is inserted.
+        let mut outcomes: Vec<Pending> = Vec::with_capacity(events.len());
+        let mut fresh: Vec<Event> = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(match known.get(event.id()) {
+                Some(Known::Stored(stored)) => {
+                    Pending::Done(Box::new(repeat_outcome(stored, &event.envelope.source)))
+                }
+                Some(Known::Fresh(index)) => Pending::RepeatOfFresh(*index, event.envelope.source),
+                None => {
+                    known.insert(event.id().to_string(), Known::Fresh(fresh.len()));
+                    fresh.push(event);
+                    Pending::Fresh(fresh.len() - 1)
+                }
+            });
+        }
+        for chunk in fresh.chunks_mut(INSERT_CHUNK) {
             let bodies = chunk
                 .iter()
                 .map(encode_event)
@@ -72,34 +124,22 @@ impl EventStore for SqliteStore {
                     .push_bind(&event.metadata.correlation_id)
                     .push_bind(body);
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
-            let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-            created.extend(rows.into_iter().map(|(seq, id)| (id, seq)));
-        }
-        let mut outcomes = Vec::with_capacity(events.len());
-        for mut event in events {
-            // The first occurrence of an inserted id is the created one; later ones duplicate it.
-            if let Some(seq) = created.remove(event.id()) {
-                event.metadata.sequence = Some(seq);
-                outcomes.push(AppendOutcome::Created(event));
-                continue;
+            let result = insert.build().execute(&mut *tx).await?;
+            // One writer holds the lock: the rows got consecutive sequences ending at the last one.
+            let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
+            for (offset, event) in chunk.iter_mut().enumerate() {
+                event.metadata.sequence = Some(first + offset as i64);
             }
-            let (seq, body): (i64, String) =
-                sqlx::query_as("SELECT seq, body FROM events WHERE id = ?")
-                    .bind(event.id())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let stored = decode_event(seq, &body)?;
-            outcomes.push(if stored.envelope.source == event.envelope.source {
-                AppendOutcome::Duplicate(stored)
-            } else {
-                AppendOutcome::Conflict {
-                    existing_source: stored.envelope.source,
-                }
-            });
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(outcomes
+            .into_iter()
+            .map(|pending| match pending {
+                Pending::Done(outcome) => *outcome,
+                Pending::Fresh(index) => AppendOutcome::Created(fresh[index].clone()),
+                Pending::RepeatOfFresh(index, source) => repeat_outcome(&fresh[index], &source),
+            })
+            .collect())
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {

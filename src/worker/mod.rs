@@ -87,7 +87,7 @@ impl Worker {
             return Ok(());
         }
         tracing::info!(consumer = %self.settings.consumer, group = %self.settings.group, "worker started");
-        let (acks, acker) = Acker::spawn(self.broker.clone(), self.settings.group.clone());
+        let (acks, acker) = spawn_acker(self.broker.clone(), self.settings.group.clone());
         let processor = Arc::new(Processor {
             broker: self.broker.clone(),
             handlers: self.handlers.clone(),
@@ -322,36 +322,32 @@ impl Processor {
 }
 
 /// Batches acknowledgements: one XACK per stream for whatever has accumulated.
-struct Acker;
-
-impl Acker {
-    fn spawn(
-        broker: Arc<dyn Broker>,
-        group: String,
-    ) -> (mpsc::Sender<(String, EntryId)>, tokio::task::JoinHandle<()>) {
-        let (acks, mut queue) = mpsc::channel::<(String, EntryId)>(4096);
-        let task = tokio::spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut by_stream: BTreeMap<String, Vec<EntryId>> = BTreeMap::new();
-                let mut next = Some(first);
-                let mut taken = 0;
-                while let Some((stream, id)) = next {
-                    by_stream.entry(stream).or_default().push(id);
-                    taken += 1;
-                    next = if taken < 1000 {
-                        queue.try_recv().ok()
-                    } else {
-                        None
-                    };
-                }
-                for (stream, ids) in by_stream {
-                    if let Err(err) = broker.ack(&group, &stream, &ids).await {
-                        // Unacknowledged entries are redelivered after the claim timeout.
-                        tracing::warn!(error = %err, entries = ids.len(), "ack failed");
-                    }
+fn spawn_acker(
+    broker: Arc<dyn Broker>,
+    group: String,
+) -> (mpsc::Sender<(String, EntryId)>, tokio::task::JoinHandle<()>) {
+    let (acks, mut queue) = mpsc::channel::<(String, EntryId)>(4096);
+    let task = tokio::spawn(async move {
+        while let Some(first) = queue.recv().await {
+            let mut by_stream: BTreeMap<String, Vec<EntryId>> = BTreeMap::new();
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some((stream, id)) = next {
+                by_stream.entry(stream).or_default().push(id);
+                taken += 1;
+                next = if taken < 1000 {
+                    queue.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            for (stream, ids) in by_stream {
+                if let Err(err) = broker.ack(&group, &stream, &ids).await {
+                    // Unacknowledged entries are redelivered after the claim timeout.
+                    tracing::warn!(error = %err, entries = ids.len(), "ack failed");
                 }
             }
-        });
-        (acks, task)
-    }
+        }
+    });
+    (acks, task)
 }

@@ -85,6 +85,15 @@ impl TestServer {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// The in-process producer of this instance.
+    pub fn producer(&self) -> eventflow::producer::Producer {
+        let running = self.running.as_ref().expect("running");
+        running
+            .producer
+            .clone()
+            .expect("the API role has a producer")
+    }
+
     /// Shuts down gracefully, keeping the database directory until dropped.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
