@@ -13,6 +13,8 @@ use tokio::time::Instant;
 use super::{Broker, BrokerError, Delivery, EntryId, StreamMessage};
 use crate::sqlite::SqliteDb;
 
+/// Entries per INSERT statement: well under SQLite's bound-parameter limit.
+const PUBLISH_CHUNK: usize = 500;
 /// How often a blocked reader looks for entries written by another process.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -200,12 +202,14 @@ fn id_list(ids: &[EntryId]) -> Result<String, BrokerError> {
 #[async_trait]
 impl Broker for EmbeddedBroker {
     async fn publish(&self, messages: &[StreamMessage]) -> Result<Vec<EntryId>, BrokerError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.db.writer.begin().await.map_err(backend)?;
         let mut ids = Vec::with_capacity(messages.len());
-        for chunk in messages.chunks(500) {
+        // Usually one statement; larger publishes take one transaction.
+        let mut tx = if messages.len() > PUBLISH_CHUNK {
+            Some(self.db.writer.begin().await.map_err(backend)?)
+        } else {
+            None
+        };
+        for chunk in messages.chunks(PUBLISH_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO stream_entries (stream, event_id, partition_key, payload) ",
             );
@@ -215,14 +219,23 @@ impl Broker for EmbeddedBroker {
                     .push_bind(&message.partition_key)
                     .push_bind(&message.payload);
             });
-            let result = insert.build().execute(&mut *tx).await.map_err(backend)?;
+            let statement = insert.build();
+            let result = match tx.as_mut() {
+                Some(tx) => statement.execute(&mut **tx).await,
+                None => statement.execute(&self.db.writer).await,
+            }
+            .map_err(backend)?;
             // One writer holds the lock: the entries got consecutive ids ending at the last one.
             let last = result.last_insert_rowid();
             let first = last - chunk.len() as i64 + 1;
             ids.extend((first..=last).map(|id| EntryId(id.to_string())));
         }
-        tx.commit().await.map_err(backend)?;
-        self.published.notify_waiters();
+        if let Some(tx) = tx {
+            tx.commit().await.map_err(backend)?;
+        }
+        if !ids.is_empty() {
+            self.published.notify_waiters();
+        }
         Ok(ids)
     }
 

@@ -1,6 +1,6 @@
 //! The embedded event store: one table in the shared SQLite file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
@@ -23,6 +23,94 @@ impl SqliteStore {
     /// A store on an open database.
     pub fn new(db: SqliteDb) -> Self {
         Self { db }
+    }
+
+    /// The general path: any batch size, repeated ids within the batch; one transaction.
+    async fn append_in_transaction(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut tx = self.db.writer.begin().await?;
+        // Events already stored under ids of this batch: usually none, so one cheap lookup.
+        let ids = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut known: HashMap<String, Known> = HashMap::with_capacity(rows.len());
+        for (seq, body) in rows {
+            let event = decode_event(seq, &body)?;
+            known.insert(event.id().to_string(), Known::Stored(Box::new(event)));
+        }
+        // Decide each event's outcome in order; the first occurrence of a new id is inserted.
+        let mut outcomes: Vec<Pending> = Vec::with_capacity(events.len());
+        let mut fresh: Vec<Event> = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(match known.get(event.id()) {
+                Some(Known::Stored(stored)) => {
+                    Pending::Done(Box::new(repeat_outcome(stored, &event.envelope.source)))
+                }
+                Some(Known::Fresh(index)) => Pending::RepeatOfFresh(*index, event.envelope.source),
+                None => {
+                    known.insert(event.id().to_string(), Known::Fresh(fresh.len()));
+                    fresh.push(event);
+                    Pending::Fresh(fresh.len() - 1)
+                }
+            });
+        }
+        for chunk in fresh.chunks_mut(INSERT_CHUNK) {
+            let result = insert_statement(chunk, "")?
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            assign_sequences(chunk, result.last_insert_rowid());
+        }
+        tx.commit().await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|pending| match pending {
+                Pending::Done(outcome) => *outcome,
+                Pending::Fresh(index) => AppendOutcome::Created(fresh[index].clone()),
+                Pending::RepeatOfFresh(index, source) => repeat_outcome(&fresh[index], &source),
+            })
+            .collect())
+    }
+}
+
+/// A multi-row INSERT of `events`, followed by `suffix` (a conflict clause).
+fn insert_statement<'a>(
+    events: &'a [Event],
+    suffix: &str,
+) -> Result<QueryBuilder<'a, Sqlite>, StoreError> {
+    let bodies = events
+        .iter()
+        .map(encode_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, body) ",
+    );
+    insert.push_values(events.iter().zip(bodies), |mut row, (event, body)| {
+        row.push_bind(event.id())
+            .push_bind(&event.envelope.source)
+            .push_bind(event.event_type())
+            .push_bind(&event.envelope.subject)
+            .push_bind(&event.metadata.stream)
+            .push_bind(event.envelope.time.timestamp_micros())
+            .push_bind(&event.metadata.correlation_id)
+            .push_bind(body);
+    });
+    insert.push(suffix);
+    Ok(insert)
+}
+
+/// Gives `events`, just inserted together, their sequences: one writer holds the lock, so they
+/// are consecutive and end at `last`.
+fn assign_sequences(events: &mut [Event], last: i64) {
+    let first = last - events.len() as i64 + 1;
+    for (offset, event) in events.iter_mut().enumerate() {
+        event.metadata.sequence = Some(first + offset as i64);
     }
 }
 
@@ -75,71 +163,54 @@ fn repeat_outcome(stored: &Event, source: &str) -> AppendOutcome {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut tx = self.db.writer.begin().await?;
-        // Events already stored under ids of this batch: usually none, so one cheap lookup.
-        let ids = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
+    async fn append(&self, mut events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut ids = HashSet::with_capacity(events.len());
+        let distinct = events.iter().all(|event| ids.insert(event.id()));
+        if !distinct || events.len() > INSERT_CHUNK {
+            return self.append_in_transaction(events).await;
+        }
+        // The common case in one statement: insert all, skipping ids stored before.
+        let result = insert_statement(&events, " ON CONFLICT (id) DO NOTHING")?
+            .build()
+            .execute(&self.db.writer)
+            .await?;
+        let inserted = result.rows_affected() as usize;
+        if inserted == events.len() {
+            assign_sequences(&mut events, result.last_insert_rowid());
+            return Ok(events.into_iter().map(AppendOutcome::Created).collect());
+        }
+        // Some ids were stored before. One writer holds the lock, so the rows inserted now are
+        // the `inserted` highest sequences; every other id was there already.
+        let ours_above = if inserted == 0 {
+            i64::MAX
+        } else {
+            result.last_insert_rowid() - inserted as i64
+        };
+        let list = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
         )
-        .bind(ids.to_string())
-        .fetch_all(&mut *tx)
+        .bind(list.to_string())
+        .fetch_all(&self.db.writer)
         .await?;
-        let mut known: HashMap<String, Known> = HashMap::with_capacity(rows.len());
+        let mut stored: HashMap<String, Event> = HashMap::with_capacity(rows.len());
         for (seq, body) in rows {
             let event = decode_event(seq, &body)?;
-            known.insert(event.id().to_string(), Known::Stored(Box::new(event)));
+            stored.insert(event.id().to_string(), event);
         }
-        // Decide each event's outcome in order; the first occurrence of a new id is inserted.
-        let mut outcomes: Vec<Pending> = Vec::with_capacity(events.len());
-        let mut fresh: Vec<Event> = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(match known.get(event.id()) {
-                Some(Known::Stored(stored)) => {
-                    Pending::Done(Box::new(repeat_outcome(stored, &event.envelope.source)))
-                }
-                Some(Known::Fresh(index)) => Pending::RepeatOfFresh(*index, event.envelope.source),
-                None => {
-                    known.insert(event.id().to_string(), Known::Fresh(fresh.len()));
-                    fresh.push(event);
-                    Pending::Fresh(fresh.len() - 1)
-                }
-            });
-        }
-        for chunk in fresh.chunks_mut(INSERT_CHUNK) {
-            let bodies = chunk
-                .iter()
-                .map(encode_event)
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, body) ",
-            );
-            insert.push_values(chunk.iter().zip(bodies), |mut row, (event, body)| {
-                row.push_bind(event.id())
-                    .push_bind(&event.envelope.source)
-                    .push_bind(event.event_type())
-                    .push_bind(&event.envelope.subject)
-                    .push_bind(&event.metadata.stream)
-                    .push_bind(event.envelope.time.timestamp_micros())
-                    .push_bind(&event.metadata.correlation_id)
-                    .push_bind(body);
-            });
-            let result = insert.build().execute(&mut *tx).await?;
-            // One writer holds the lock: the rows got consecutive sequences ending at the last one.
-            let first = result.last_insert_rowid() - chunk.len() as i64 + 1;
-            for (offset, event) in chunk.iter_mut().enumerate() {
-                event.metadata.sequence = Some(first + offset as i64);
-            }
-        }
-        tx.commit().await?;
-        Ok(outcomes
+        events
             .into_iter()
-            .map(|pending| match pending {
-                Pending::Done(outcome) => *outcome,
-                Pending::Fresh(index) => AppendOutcome::Created(fresh[index].clone()),
-                Pending::RepeatOfFresh(index, source) => repeat_outcome(&fresh[index], &source),
+            .map(|event| match stored.remove(event.id()) {
+                Some(row) if row.metadata.sequence.is_some_and(|seq| seq > ours_above) => {
+                    Ok(AppendOutcome::Created(row))
+                }
+                Some(row) => Ok(repeat_outcome(&row, &event.envelope.source)),
+                None => Err(StoreError::Corrupt {
+                    id: event.id().to_string(),
+                    reason: "neither inserted nor stored before".into(),
+                }),
             })
-            .collect())
+            .collect()
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
