@@ -76,9 +76,11 @@ impl Backends {
                 url: config.database_url.clone(),
                 source,
             })?;
+        let broker = EmbeddedBroker::new(db.clone());
         Ok(Self {
-            store: Arc::new(SqliteStore::new(db.clone())),
-            broker: Arc::new(EmbeddedBroker::new(db.clone())),
+            // Store and broker share the file: each event is streamed in its append transaction.
+            store: Arc::new(SqliteStore::streaming_to(db.clone(), broker.clone())),
+            broker: Arc::new(broker),
             db,
         })
     }

@@ -53,6 +53,7 @@ fn message(stream: &str, id: &str) -> StreamMessage {
         stream: stream.into(),
         event_id: id.into(),
         partition_key: Some(format!("key-{id}")),
+        sequence: Some(7),
         payload: format!("{{\"id\":\"{id}\"}}"),
     }
 }

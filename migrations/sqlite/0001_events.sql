@@ -8,6 +8,7 @@ CREATE TABLE events (
     stream         TEXT    NOT NULL,
     time_us        INTEGER NOT NULL,
     correlation_id TEXT    NOT NULL,
+    partition_key  TEXT,
     published      INTEGER NOT NULL DEFAULT 0,
     body           TEXT    NOT NULL
 );

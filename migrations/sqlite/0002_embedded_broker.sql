@@ -4,6 +4,7 @@ CREATE TABLE stream_entries (
     stream        TEXT NOT NULL,
     event_id      TEXT NOT NULL,
     partition_key TEXT,
+    sequence      INTEGER,
     payload       TEXT NOT NULL
 );
 CREATE INDEX stream_entries_by_stream ON stream_entries (stream);
@@ -26,3 +27,11 @@ CREATE TABLE stream_pending (
     PRIMARY KEY (group_name, entry_id)
 );
 CREATE INDEX stream_pending_by_idle ON stream_pending (group_name, stream, delivered_ms);
+
+-- Embedded mode streams each event in the statement that stores it: an event inserted as
+-- already published is appended to its stream by this trigger, atomically.
+CREATE TRIGGER events_stream_on_insert AFTER INSERT ON events WHEN NEW.published = 1
+BEGIN
+    INSERT INTO stream_entries (stream, event_id, partition_key, sequence, payload)
+    VALUES (NEW.stream, NEW.id, NEW.partition_key, NEW.seq, NEW.body);
+END;

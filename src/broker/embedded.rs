@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -25,9 +25,22 @@ pub struct EmbeddedBroker {
     published: Arc<Notify>,
 }
 
-type EntryRow = (i64, String, String, Option<String>, String, i64);
+type EntryRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    i64,
+);
 
 impl EmbeddedBroker {
+    /// Wakes readers of this process blocked in `read_group`: call after committing entries.
+    pub(crate) fn wake_readers(&self) {
+        self.published.notify_waiters();
+    }
+
     /// A broker on an open database.
     pub fn new(db: SqliteDb) -> Self {
         Self {
@@ -53,7 +66,7 @@ impl EmbeddedBroker {
             }
             select
                 .push(
-                    "SELECT * FROM (SELECT id, stream, event_id, partition_key, payload, 1 \
+                    "SELECT * FROM (SELECT id, stream, event_id, partition_key, sequence, payload, 1 \
                      FROM stream_entries WHERE stream = ",
                 )
                 .push_bind(stream)
@@ -148,6 +161,32 @@ impl EmbeddedBroker {
     }
 }
 
+/// Appends `messages` to their streams on `conn` (XADD); the caller commits.
+async fn append_entries(
+    conn: &mut SqliteConnection,
+    messages: &[StreamMessage],
+) -> Result<Vec<EntryId>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(messages.len());
+    for chunk in messages.chunks(PUBLISH_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO stream_entries (stream, event_id, partition_key, sequence, payload) ",
+        );
+        insert.push_values(chunk, |mut row, message| {
+            row.push_bind(&message.stream)
+                .push_bind(&message.event_id)
+                .push_bind(&message.partition_key)
+                .push_bind(message.sequence)
+                .push_bind(&message.payload);
+        });
+        let result = insert.build().execute(&mut *conn).await?;
+        // One writer holds the lock: the entries got consecutive ids ending at the last one.
+        let last = result.last_insert_rowid();
+        let first = last - chunk.len() as i64 + 1;
+        ids.extend((first..=last).map(|id| EntryId(id.to_string())));
+    }
+    Ok(ids)
+}
+
 /// Up to `count` entries of `stream` with ids above `after`, as first deliveries.
 fn entries_after(
     stream: &str,
@@ -155,7 +194,7 @@ fn entries_after(
     count: usize,
 ) -> sqlx::query::QueryAs<'_, Sqlite, EntryRow, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query_as(
-        "SELECT id, stream, event_id, partition_key, payload, 1 FROM stream_entries \
+        "SELECT id, stream, event_id, partition_key, sequence, payload, 1 FROM stream_entries \
          WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
     )
     .bind(stream)
@@ -163,13 +202,14 @@ fn entries_after(
     .bind(count as i64)
 }
 
-fn delivery((id, stream, event_id, partition_key, payload, count): EntryRow) -> Delivery {
+fn delivery((id, stream, event_id, partition_key, sequence, payload, count): EntryRow) -> Delivery {
     Delivery {
         entry_id: EntryId(id.to_string()),
         message: StreamMessage {
             stream,
             event_id,
             partition_key,
+            sequence,
             payload,
         },
         delivery_count: u32::try_from(count).unwrap_or(u32::MAX),
@@ -202,40 +242,10 @@ fn id_list(ids: &[EntryId]) -> Result<String, BrokerError> {
 #[async_trait]
 impl Broker for EmbeddedBroker {
     async fn publish(&self, messages: &[StreamMessage]) -> Result<Vec<EntryId>, BrokerError> {
-        let mut ids = Vec::with_capacity(messages.len());
-        // Usually one statement; larger publishes take one transaction.
-        let mut tx = if messages.len() > PUBLISH_CHUNK {
-            Some(self.db.writer.begin().await.map_err(backend)?)
-        } else {
-            None
-        };
-        for chunk in messages.chunks(PUBLISH_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO stream_entries (stream, event_id, partition_key, payload) ",
-            );
-            insert.push_values(chunk, |mut row, message| {
-                row.push_bind(&message.stream)
-                    .push_bind(&message.event_id)
-                    .push_bind(&message.partition_key)
-                    .push_bind(&message.payload);
-            });
-            let statement = insert.build();
-            let result = match tx.as_mut() {
-                Some(tx) => statement.execute(&mut **tx).await,
-                None => statement.execute(&self.db.writer).await,
-            }
-            .map_err(backend)?;
-            // One writer holds the lock: the entries got consecutive ids ending at the last one.
-            let last = result.last_insert_rowid();
-            let first = last - chunk.len() as i64 + 1;
-            ids.extend((first..=last).map(|id| EntryId(id.to_string())));
-        }
-        if let Some(tx) = tx {
-            tx.commit().await.map_err(backend)?;
-        }
-        if !ids.is_empty() {
-            self.published.notify_waiters();
-        }
+        let mut tx = self.db.writer.begin().await.map_err(backend)?;
+        let ids = append_entries(&mut tx, messages).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        self.wake_readers();
         Ok(ids)
     }
 
@@ -327,7 +337,7 @@ impl Broker for EmbeddedBroker {
             .map(|(id, _)| EntryId(id.to_string()))
             .collect();
         let mut rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT e.id, e.stream, e.event_id, e.partition_key, e.payload, p.delivery_count \
+            "SELECT e.id, e.stream, e.event_id, e.partition_key, e.sequence, e.payload, p.delivery_count \
              FROM stream_entries e JOIN stream_pending p ON p.entry_id = e.id AND p.group_name = ? \
              WHERE e.id IN (SELECT value FROM json_each(?))",
         )

@@ -46,6 +46,8 @@ pub struct StreamMessage {
     pub event_id: String,
     /// Ordering key, when the event has one.
     pub partition_key: Option<String>,
+    /// The event's position in the event store, when it came from there.
+    pub sequence: Option<i64>,
     /// The event as JSON.
     pub payload: String,
 }
@@ -57,6 +59,7 @@ impl StreamMessage {
             stream: event.metadata.stream.clone(),
             event_id: event.id().to_string(),
             partition_key: event.metadata.partition_key.clone(),
+            sequence: event.metadata.sequence,
             payload: serde_json::to_string(event)?,
         })
     }

@@ -1,5 +1,6 @@
 //! Prometheus metrics: the recorder, and one function per metric so names live in one place.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -15,9 +16,15 @@ const FAILED: &str = "eventflow_events_failed_total";
 const PROCESSING: &str = "eventflow_event_processing_seconds";
 const DLQ_SIZE: &str = "eventflow_dlq_size";
 const BATCH_SIZE: &str = "eventflow_producer_batch_size";
+const COMMIT_SECONDS: &str = "eventflow_producer_commit_seconds";
 const STREAM_LENGTH: &str = "eventflow_stream_length";
 const CONSUMER_LAG: &str = "eventflow_consumer_lag";
 const CONSUMER_PENDING: &str = "eventflow_consumer_pending";
+
+/// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -26,18 +33,15 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(PROCESSING.into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0, 10.0,
-                    ],
-                )
+                .set_buckets_for_metric(Matcher::Full(PROCESSING.into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(BATCH_SIZE.into()),
                         &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), LATENCY_BUCKETS)
                 })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
@@ -65,6 +69,11 @@ fn describe() {
     );
     describe_gauge!(DLQ_SIZE, "Entries in the dead-letter queue");
     describe_histogram!(BATCH_SIZE, "Events per group commit");
+    describe_histogram!(
+        COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time one group commit takes in the event store"
+    );
     describe_gauge!(STREAM_LENGTH, "Entries in each stream");
     describe_gauge!(
         CONSUMER_LAG,
@@ -76,9 +85,15 @@ fn describe() {
     );
 }
 
-/// Counts events published to `stream`.
-pub fn events_published(stream: &str, count: u64) {
-    counter!(PUBLISHED, "stream" => stream.to_string()).increment(count);
+/// Counts events published, given the stream of each.
+pub fn events_published<'a>(streams: impl IntoIterator<Item = &'a str>) {
+    let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
+    for stream in streams {
+        *per_stream.entry(stream).or_default() += 1;
+    }
+    for (stream, count) in per_stream {
+        counter!(PUBLISHED, "stream" => stream.to_string()).increment(count);
+    }
 }
 
 /// Counts one event processed successfully, and its processing time.
@@ -92,9 +107,10 @@ pub fn event_failed(stream: &str) {
     counter!(FAILED, "stream" => stream.to_string()).increment(1);
 }
 
-/// Records the size of one group commit.
-pub fn producer_batch(events: usize) {
+/// Records the size and duration of one group commit.
+pub fn group_commit(events: usize, elapsed: Duration) {
     histogram!(BATCH_SIZE).record(events as f64);
+    histogram!(COMMIT_SECONDS).record(elapsed.as_secs_f64());
 }
 
 /// Samples stream length, consumer lag, pending entries and the DLQ size from the broker.

@@ -203,16 +203,20 @@ impl Committer {
     async fn commit(&self, mut batch: Vec<Submission>) {
         let sizes: Vec<usize> = batch.iter().map(|s| s.events.len()).collect();
         let events: Vec<Event> = batch.iter_mut().flat_map(|s| s.events.drain(..)).collect();
-        metrics::producer_batch(events.len());
-        match self.store.append(events).await {
+        let started = Instant::now();
+        let appended = self.store.append(events).await;
+        metrics::group_commit(sizes.iter().sum(), started.elapsed());
+        match appended {
             Ok(outcomes) => {
-                let created: Vec<Event> = outcomes
-                    .iter()
-                    .filter_map(|outcome| match outcome {
-                        AppendOutcome::Created(event) => Some(event.clone()),
-                        _ => None,
-                    })
-                    .collect();
+                let created = outcomes.iter().filter_map(|outcome| match outcome {
+                    AppendOutcome::Created(event) => Some(event),
+                    _ => None,
+                });
+                if self.store.publishes_on_append() {
+                    metrics::events_published(created.map(|e| e.metadata.stream.as_str()));
+                } else {
+                    self.hand_off(created.cloned().collect());
+                }
                 let mut outcomes = outcomes.into_iter();
                 for (submission, size) in batch.into_iter().zip(sizes) {
                     let part: Vec<AppendOutcome> = outcomes.by_ref().take(size).collect();
@@ -221,7 +225,6 @@ impl Committer {
                         let _ = reply.send(Ok(part));
                     }
                 }
-                self.hand_off(created);
             }
             Err(err) => {
                 tracing::error!(error = %err, "group commit failed");

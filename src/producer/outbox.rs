@@ -2,7 +2,6 @@
 //! or the publisher falls behind, it switches to the outbox: events the store holds as
 //! unpublished, oldest first, until none are left.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -88,6 +87,13 @@ impl Outbox {
             let Some(mut events) = committed.recv().await else {
                 return;
             };
+            // Whatever else is queued goes out in the same publish.
+            while events.len() < RELAY_CHUNK as usize {
+                match committed.try_recv() {
+                    Ok(more) => events.extend(more),
+                    Err(_) => break,
+                }
+            }
             if self.backlog.load(Ordering::Acquire) {
                 continue;
             }
@@ -136,13 +142,7 @@ impl Outbox {
         }
         self.broker.publish(&messages).await?;
         self.store.mark_published(&sequences).await?;
-        let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
-        for message in &messages {
-            *per_stream.entry(message.stream.as_str()).or_default() += 1;
-        }
-        for (stream, count) in per_stream {
-            metrics::events_published(stream, count);
-        }
+        metrics::events_published(messages.iter().map(|m| m.stream.as_str()));
         Ok(())
     }
 }

@@ -66,6 +66,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Stores a batch in one transaction, in order; returns one outcome per event.
     async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError>;
 
+    /// True when `append` also publishes each new event to the broker, atomically (a store and
+    /// broker in one database): the producer then has nothing to hand off.
+    fn publishes_on_append(&self) -> bool {
+        false
+    }
+
     /// The event with this id, if stored.
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError>;
 

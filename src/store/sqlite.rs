@@ -1,11 +1,13 @@
-//! The embedded event store: one table in the shared SQLite file.
+//! The embedded event store: one table in the shared SQLite file, optionally streaming each
+//! new event to the embedded broker in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
+use crate::broker::EmbeddedBroker;
 use crate::events::Event;
 use crate::sqlite::SqliteDb;
 use crate::store::Cursor;
@@ -17,79 +19,61 @@ const INSERT_CHUNK: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: SqliteDb,
+    /// The embedded broker in the same file, when events are streamed in the append transaction.
+    stream: Option<EmbeddedBroker>,
 }
 
 impl SqliteStore {
     /// A store on an open database.
     pub fn new(db: SqliteDb) -> Self {
-        Self { db }
+        Self { db, stream: None }
     }
 
-    /// The general path: any batch size, repeated ids within the batch; one transaction.
-    async fn append_in_transaction(
-        &self,
-        events: Vec<Event>,
-    ) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut tx = self.db.writer.begin().await?;
-        // Events already stored under ids of this batch: usually none, so one cheap lookup.
-        let ids = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids.to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut known: HashMap<String, Known> = HashMap::with_capacity(rows.len());
-        for (seq, body) in rows {
-            let event = decode_event(seq, &body)?;
-            known.insert(event.id().to_string(), Known::Stored(Box::new(event)));
+    /// A store that also appends each new event to its stream of `broker` in the statement that
+    /// stores it (a trigger of the schema): an outbox that never needs relaying. `broker` must
+    /// live in the same database file.
+    pub fn streaming_to(db: SqliteDb, broker: EmbeddedBroker) -> Self {
+        Self {
+            db,
+            stream: Some(broker),
         }
-        // Decide each event's outcome in order; the first occurrence of a new id is inserted.
-        let mut outcomes: Vec<Pending> = Vec::with_capacity(events.len());
-        let mut fresh: Vec<Event> = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(match known.get(event.id()) {
-                Some(Known::Stored(stored)) => {
-                    Pending::Done(Box::new(repeat_outcome(stored, &event.envelope.source)))
-                }
-                Some(Known::Fresh(index)) => Pending::RepeatOfFresh(*index, event.envelope.source),
-                None => {
-                    known.insert(event.id().to_string(), Known::Fresh(fresh.len()));
-                    fresh.push(event);
-                    Pending::Fresh(fresh.len() - 1)
-                }
-            });
-        }
-        for chunk in fresh.chunks_mut(INSERT_CHUNK) {
-            let result = insert_statement(chunk, "")?
-                .build()
-                .execute(&mut *tx)
-                .await?;
-            assign_sequences(chunk, result.last_insert_rowid());
-        }
-        tx.commit().await?;
-        Ok(outcomes
-            .into_iter()
-            .map(|pending| match pending {
-                Pending::Done(outcome) => *outcome,
-                Pending::Fresh(index) => AppendOutcome::Created(fresh[index].clone()),
-                Pending::RepeatOfFresh(index, source) => repeat_outcome(&fresh[index], &source),
-            })
-            .collect())
     }
 }
 
-/// A multi-row INSERT of `events`, followed by `suffix` (a conflict clause).
+/// Where an event of a batch ends up: inserted (first occurrence of its id) or a repeat.
+enum Slot {
+    /// The first occurrence of an id: index into the events to insert.
+    First(usize),
+    /// A later occurrence in the same batch, with its source.
+    Repeat(usize, String),
+}
+
+/// Splits a batch into the events to insert (first occurrence of each id) and its slots.
+fn plan(events: Vec<Event>) -> (Vec<Event>, Vec<Slot>) {
+    let mut first_of: HashMap<String, usize> = HashMap::with_capacity(events.len());
+    let mut fresh = Vec::with_capacity(events.len());
+    let mut slots = Vec::with_capacity(events.len());
+    for event in events {
+        match first_of.get(event.id()) {
+            Some(&index) => slots.push(Slot::Repeat(index, event.envelope.source)),
+            None => {
+                first_of.insert(event.id().to_string(), fresh.len());
+                slots.push(Slot::First(fresh.len()));
+                fresh.push(event);
+            }
+        }
+    }
+    (fresh, slots)
+}
+
+/// A multi-row INSERT of `events` with their encoded bodies, skipping ids stored before.
 fn insert_statement<'a>(
     events: &'a [Event],
-    suffix: &str,
-) -> Result<QueryBuilder<'a, Sqlite>, StoreError> {
-    let bodies = events
-        .iter()
-        .map(encode_event)
-        .collect::<Result<Vec<_>, _>>()?;
+    bodies: &'a [String],
+    published: bool,
+) -> QueryBuilder<'a, Sqlite> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, body) ",
+        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, partition_key, body, published) ",
     );
     insert.push_values(events.iter().zip(bodies), |mut row, (event, body)| {
         row.push_bind(event.id())
@@ -99,18 +83,84 @@ fn insert_statement<'a>(
             .push_bind(&event.metadata.stream)
             .push_bind(event.envelope.time.timestamp_micros())
             .push_bind(&event.metadata.correlation_id)
-            .push_bind(body);
+            .push_bind(&event.metadata.partition_key)
+            .push_bind(body)
+            .push_bind(published);
     });
-    insert.push(suffix);
-    Ok(insert)
+    insert.push(" ON CONFLICT (id) DO NOTHING");
+    insert
 }
 
-/// Gives `events`, just inserted together, their sequences: one writer holds the lock, so they
-/// are consecutive and end at `last`.
-fn assign_sequences(events: &mut [Event], last: i64) {
-    let first = last - events.len() as i64 + 1;
-    for (offset, event) in events.iter_mut().enumerate() {
-        event.metadata.sequence = Some(first + offset as i64);
+/// Inserts `fresh` (distinct ids) with their bodies, skipping ids stored before; gives each
+/// inserted event its sequence and returns the stored events of the skipped ones, by index.
+async fn insert_fresh(
+    conn: &mut SqliteConnection,
+    fresh: &mut [Event],
+    bodies: &[String],
+    streamed: bool,
+) -> Result<HashMap<usize, Event>, StoreError> {
+    let mut stored_before = HashMap::new();
+    for start in (0..fresh.len()).step_by(INSERT_CHUNK) {
+        let end = (start + INSERT_CHUNK).min(fresh.len());
+        let chunk = &mut fresh[start..end];
+        let result = insert_statement(chunk, &bodies[start..end], streamed)
+            .build()
+            .execute(&mut *conn)
+            .await?;
+        // One writer holds the lock: the rows inserted now got consecutive sequences ending
+        // at the last one, above every row stored before.
+        let inserted = result.rows_affected() as usize;
+        let last = result.last_insert_rowid();
+        if inserted == chunk.len() {
+            let first = last - chunk.len() as i64 + 1;
+            for (offset, event) in chunk.iter_mut().enumerate() {
+                event.metadata.sequence = Some(first + offset as i64);
+            }
+            continue;
+        }
+        let ours_above = if inserted == 0 {
+            i64::MAX
+        } else {
+            last - inserted as i64
+        };
+        let ids = serde_json::Value::from(chunk.iter().map(Event::id).collect::<Vec<_>>());
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_id: HashMap<String, Event> = HashMap::with_capacity(rows.len());
+        for (seq, body) in rows {
+            let event = decode_event(seq, &body)?;
+            by_id.insert(event.id().to_string(), event);
+        }
+        for (offset, event) in chunk.iter_mut().enumerate() {
+            let Some(stored) = by_id.remove(event.id()) else {
+                return Err(StoreError::Corrupt {
+                    id: event.id().to_string(),
+                    reason: "neither inserted nor stored before".into(),
+                });
+            };
+            match stored.metadata.sequence {
+                Some(seq) if seq > ours_above => event.metadata.sequence = Some(seq),
+                _ => {
+                    stored_before.insert(start + offset, stored);
+                }
+            }
+        }
+    }
+    Ok(stored_before)
+}
+
+/// The outcome of sending an event from `source` again when `stored` holds its id.
+fn repeat_outcome(stored: &Event, source: &str) -> AppendOutcome {
+    if stored.envelope.source == source {
+        AppendOutcome::Duplicate(stored.clone())
+    } else {
+        AppendOutcome::Conflict {
+            existing_source: stored.envelope.source.clone(),
+        }
     }
 }
 
@@ -137,80 +187,44 @@ fn encode_event(event: &Event) -> Result<String, StoreError> {
     })
 }
 
-/// What the store already holds (or is about to insert) under an id.
-enum Known {
-    Stored(Box<Event>),
-    Fresh(usize),
-}
-
-/// An outcome decided before the insert, or one waiting for the inserted sequence.
-enum Pending {
-    Done(Box<AppendOutcome>),
-    Fresh(usize),
-    RepeatOfFresh(usize, String),
-}
-
-/// The outcome of sending an event from `source` again when `stored` holds its id.
-fn repeat_outcome(stored: &Event, source: &str) -> AppendOutcome {
-    if stored.envelope.source == source {
-        AppendOutcome::Duplicate(stored.clone())
-    } else {
-        AppendOutcome::Conflict {
-            existing_source: stored.envelope.source.clone(),
-        }
-    }
-}
-
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, mut events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut ids = HashSet::with_capacity(events.len());
-        let distinct = events.iter().all(|event| ids.insert(event.id()));
-        if !distinct || events.len() > INSERT_CHUNK {
-            return self.append_in_transaction(events).await;
-        }
-        // The common case in one statement: insert all, skipping ids stored before.
-        let result = insert_statement(&events, " ON CONFLICT (id) DO NOTHING")?
-            .build()
-            .execute(&self.db.writer)
-            .await?;
-        let inserted = result.rows_affected() as usize;
-        if inserted == events.len() {
-            assign_sequences(&mut events, result.last_insert_rowid());
-            return Ok(events.into_iter().map(AppendOutcome::Created).collect());
-        }
-        // Some ids were stored before. One writer holds the lock, so the rows inserted now are
-        // the `inserted` highest sequences; every other id was there already.
-        let ours_above = if inserted == 0 {
-            i64::MAX
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let (mut fresh, slots) = plan(events);
+        let bodies = fresh
+            .iter()
+            .map(encode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let streamed = self.stream.is_some();
+        // One statement commits on its own; more chunks share a transaction.
+        let stored_before = if fresh.len() > INSERT_CHUNK {
+            let mut tx = self.db.writer.begin().await?;
+            let stored = insert_fresh(&mut tx, &mut fresh, &bodies, streamed).await?;
+            tx.commit().await?;
+            stored
         } else {
-            result.last_insert_rowid() - inserted as i64
+            let mut conn = self.db.writer.acquire().await?;
+            insert_fresh(&mut conn, &mut fresh, &bodies, streamed).await?
         };
-        let list = serde_json::Value::from(events.iter().map(Event::id).collect::<Vec<_>>());
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body FROM events WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(list.to_string())
-        .fetch_all(&self.db.writer)
-        .await?;
-        let mut stored: HashMap<String, Event> = HashMap::with_capacity(rows.len());
-        for (seq, body) in rows {
-            let event = decode_event(seq, &body)?;
-            stored.insert(event.id().to_string(), event);
+        if let Some(broker) = &self.stream {
+            broker.wake_readers();
         }
-        events
+        Ok(slots
             .into_iter()
-            .map(|event| match stored.remove(event.id()) {
-                Some(row) if row.metadata.sequence.is_some_and(|seq| seq > ours_above) => {
-                    Ok(AppendOutcome::Created(row))
+            .map(|slot| match slot {
+                Slot::First(index) => match stored_before.get(&index) {
+                    Some(stored) => repeat_outcome(stored, &fresh[index].envelope.source),
+                    None => AppendOutcome::Created(fresh[index].clone()),
+                },
+                Slot::Repeat(index, source) => {
+                    repeat_outcome(stored_before.get(&index).unwrap_or(&fresh[index]), &source)
                 }
-                Some(row) => Ok(repeat_outcome(&row, &event.envelope.source)),
-                None => Err(StoreError::Corrupt {
-                    id: event.id().to_string(),
-                    reason: "neither inserted nor stored before".into(),
-                }),
             })
-            .collect()
+            .collect())
+    }
+
+    fn publishes_on_append(&self) -> bool {
+        self.stream.is_some()
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {

@@ -50,6 +50,7 @@ impl DeadLetter {
             stream: DEAD_LETTER_STREAM.to_string(),
             event_id: self.event_id.clone(),
             partition_key: None,
+            sequence: None,
             payload: serde_json::to_string(self)?,
         })
     }

@@ -242,8 +242,11 @@ struct Processor {
 impl Processor {
     async fn process(&self, delivery: Delivery) {
         let stream = delivery.message.stream.clone();
-        let event: Event = match serde_json::from_str(&delivery.message.payload) {
-            Ok(event) => event,
+        let event: Event = match serde_json::from_str::<Event>(&delivery.message.payload) {
+            Ok(mut event) => {
+                event.metadata.sequence = event.metadata.sequence.or(delivery.message.sequence);
+                event
+            }
             Err(err) => {
                 let letter =
                     DeadLetter::new(&delivery, None, format!("undecodable event: {err}"), 1);

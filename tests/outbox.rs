@@ -1,0 +1,82 @@
+//! The producer's outbox with a store and a broker that commit separately (as PostgreSQL and
+//! Redis do): events reach the broker after the commit, and events a crash left unpublished
+//! are relayed, oldest first, when the producer starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventflow::broker::{Broker, EmbeddedBroker};
+use eventflow::events::{EventBuilder, StreamRouter};
+use eventflow::producer::{Producer, ProducerSettings};
+use eventflow::sqlite::SqliteDb;
+use eventflow::store::{AppendOutcome, EventStore, SqliteStore};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+fn settings() -> ProducerSettings {
+    ProducerSettings {
+        batch_size: 100,
+        batch_timeout: Duration::from_millis(50),
+    }
+}
+
+fn page_view(n: usize) -> eventflow::events::Event {
+    EventBuilder::new("page.view", "web", json!({"url": format!("/page/{n}")}))
+        .build(&StreamRouter::new("events:default"))
+        .unwrap()
+}
+
+async fn stream_event_ids(broker: &EmbeddedBroker) -> Vec<String> {
+    let entries = broker.range("events:analytics", None, 1000).await.unwrap();
+    entries
+        .into_iter()
+        .map(|(_, message)| message.event_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn committed_events_are_published_and_a_crash_backlog_is_relayed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&format!("sqlite://{}/outbox.db", dir.path().display()))
+        .await
+        .unwrap();
+    let store = Arc::new(SqliteStore::new(db.clone()));
+    let broker = Arc::new(EmbeddedBroker::new(db));
+    assert!(!store.publishes_on_append());
+
+    // A previous process committed these and died before publishing them.
+    let backlog: Vec<_> = (0..3).map(page_view).collect();
+    store.append(backlog.clone()).await.unwrap();
+    assert_eq!(store.unpublished(10).await.unwrap().len(), 3);
+
+    let shutdown = CancellationToken::new();
+    let (producer, tasks) =
+        Producer::spawn(store.clone(), broker.clone(), settings(), shutdown.clone());
+    let fresh: Vec<_> = (3..8).map(page_view).collect();
+    for event in &fresh {
+        let outcome = producer.send(vec![event.clone()]).await.unwrap();
+        assert!(matches!(outcome[0], AppendOutcome::Created(_)));
+    }
+    let expected: Vec<String> = backlog
+        .iter()
+        .chain(&fresh)
+        .map(|e| e.id().to_string())
+        .collect();
+    let mut published = Vec::new();
+    for _ in 0..200 {
+        published = stream_event_ids(&broker).await;
+        if published.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(published, expected, "every event once, in commit order");
+    assert!(store.unpublished(10).await.unwrap().is_empty());
+
+    shutdown.cancel();
+    tasks.finished().await;
+    assert!(
+        producer.send(vec![page_view(99)]).await.is_err(),
+        "closed after shutdown"
+    );
+}
