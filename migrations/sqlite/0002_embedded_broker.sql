@@ -28,6 +28,13 @@ CREATE TABLE stream_pending (
 );
 CREATE INDEX stream_pending_by_idle ON stream_pending (group_name, stream, delivered_ms);
 
+-- A first delivery advances its group past the entry, in the statement that delivers it.
+CREATE TRIGGER stream_pending_advance_group AFTER INSERT ON stream_pending WHEN NEW.delivery_count = 1
+BEGIN
+    UPDATE stream_groups SET last_delivered = NEW.entry_id
+    WHERE group_name = NEW.group_name AND stream = NEW.stream AND last_delivered < NEW.entry_id;
+END;
+
 -- Embedded mode streams each event in the statement that stores it: an event inserted as
 -- already published is appended to its stream by this trigger, atomically.
 CREATE TRIGGER events_stream_on_insert AFTER INSERT ON events WHEN NEW.published = 1

@@ -1,7 +1,6 @@
 //! The embedded broker: Redis Streams semantics on tables of the shared SQLite file, so the
 //! zero-setup deployment is as durable as the distributed one.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,8 +48,9 @@ impl EmbeddedBroker {
         }
     }
 
-    /// One non-blocking XREADGROUP over `streams`: a single statement reads up to `count` new
-    /// entries of each stream, one more records them as pending, one advances the group.
+    /// One non-blocking XREADGROUP over `streams`: a single statement takes up to `count` new
+    /// entries of each stream into the pending list (a trigger advances the group), then a
+    /// reader fetches their payloads.
     async fn read_new(
         &self,
         group: &str,
@@ -58,17 +58,20 @@ impl EmbeddedBroker {
         streams: &[String],
         count: usize,
     ) -> Result<Vec<Delivery>, BrokerError> {
-        let mut tx = self.db.writer.begin().await.map_err(backend)?;
-        let mut select = QueryBuilder::<Sqlite>::new("");
+        let mut take = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO stream_pending (group_name, entry_id, stream, consumer, delivery_count, delivered_ms) SELECT ",
+        );
+        take.push_bind(group)
+            .push(", id, stream, ")
+            .push_bind(consumer)
+            .push(", 1, ")
+            .push_bind(now_ms())
+            .push(" FROM (");
         for (i, stream) in streams.iter().enumerate() {
             if i > 0 {
-                select.push(" UNION ALL ");
+                take.push(" UNION ALL ");
             }
-            select
-                .push(
-                    "SELECT * FROM (SELECT id, stream, event_id, partition_key, sequence, payload, 1 \
-                     FROM stream_entries WHERE stream = ",
-                )
+            take.push("SELECT * FROM (SELECT id, stream FROM stream_entries WHERE stream = ")
                 .push_bind(stream)
                 .push(" AND id > (SELECT last_delivered FROM stream_groups WHERE group_name = ")
                 .push_bind(group)
@@ -78,61 +81,36 @@ impl EmbeddedBroker {
                 .push_bind(count as i64)
                 .push(")");
         }
-        let rows: Vec<EntryRow> = select
-            .build_query_as()
-            .fetch_all(&mut *tx)
+        take.push(") RETURNING entry_id");
+        let ids: Vec<i64> = take
+            .build_query_scalar()
+            .fetch_all(&self.db.writer)
             .await
             .map_err(backend)?;
-        if rows.is_empty() {
-            self.check_groups(&mut tx, group, streams).await?;
+        if ids.is_empty() {
+            self.check_groups(group, streams).await?;
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let mut pending = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO stream_pending (group_name, entry_id, stream, consumer, delivery_count, delivered_ms) ",
-        );
-        pending.push_values(&rows, |mut row, entry| {
-            row.push_bind(group)
-                .push_bind(entry.0)
-                .push_bind(&entry.1)
-                .push_bind(consumer)
-                .push_bind(1_i64)
-                .push_bind(now);
-        });
-        pending.build().execute(&mut *tx).await.map_err(backend)?;
-        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
-        for row in &rows {
-            let id = newest.entry(row.1.as_str()).or_default();
-            *id = (*id).max(row.0);
-        }
-        let mut advance = QueryBuilder::<Sqlite>::new(
-            "UPDATE stream_groups SET last_delivered = newest.column2 FROM (",
-        );
-        advance.push_values(newest, |mut row, (stream, id)| {
-            row.push_bind(stream).push_bind(id);
-        });
-        advance
-            .push(") AS newest WHERE stream_groups.stream = newest.column1 AND stream_groups.group_name = ")
-            .push_bind(group);
-        advance.build().execute(&mut *tx).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, stream, event_id, partition_key, sequence, payload, 1 FROM stream_entries \
+             WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(serde_json::Value::from(ids).to_string())
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(backend)?;
         Ok(rows.into_iter().map(delivery).collect())
     }
 
     /// Fails with [`BrokerError::NoGroup`] when `group` is missing on one of `streams`.
-    async fn check_groups(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        group: &str,
-        streams: &[String],
-    ) -> Result<(), BrokerError> {
+    async fn check_groups(&self, group: &str, streams: &[String]) -> Result<(), BrokerError> {
         for stream in streams {
             let exists: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM stream_groups WHERE group_name = ? AND stream = ?",
             )
             .bind(group)
             .bind(stream)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.db.reader)
             .await
             .map_err(backend)?;
             if exists.is_none() {

@@ -29,6 +29,8 @@ pub use handler::{Handler, HandlerError};
 
 /// Longest a read waits for new entries; also how quickly shutdown is noticed.
 const READ_BLOCK: Duration = Duration::from_secs(1);
+/// Pause after a partial read, so that reads batch up under load.
+const READ_LINGER: Duration = Duration::from_millis(5);
 /// Entries queued per lane before reading pauses.
 const LANE_CAPACITY: usize = 64;
 /// How often broker gauges (lag, stream length, DLQ size) are sampled.
@@ -137,11 +139,18 @@ impl Worker {
             match read {
                 Ok(deliveries) => {
                     pause = Duration::from_millis(100);
+                    // A partial read under load: let entries accumulate briefly, so reads and
+                    // acknowledgements come in batches instead of one per commit.
+                    let linger =
+                        !deliveries.is_empty() && deliveries.len() < self.settings.read_count;
                     for delivery in deliveries {
                         let lane = &lanes[lane_of(&delivery, lanes.len())];
                         if lane.send(delivery).await.is_err() {
                             break;
                         }
+                    }
+                    if linger {
+                        tokio::time::sleep(READ_LINGER).await;
                     }
                 }
                 Err(err) => {
