@@ -29,8 +29,10 @@ pub use handler::{Handler, HandlerError};
 
 /// Longest a read waits for new entries; also how quickly shutdown is noticed.
 const READ_BLOCK: Duration = Duration::from_secs(1);
-/// Pause after a partial read, so that reads batch up under load.
+/// Pause after a sizeable partial read, so that reads batch up under load.
 const READ_LINGER: Duration = Duration::from_millis(5);
+/// Entries in one read from which the worker lingers before the next.
+const LINGER_AFTER: usize = 16;
 /// Entries queued per lane before reading pauses.
 const LANE_CAPACITY: usize = 64;
 /// How often broker gauges (lag, stream length, DLQ size) are sampled.
@@ -139,10 +141,11 @@ impl Worker {
             match read {
                 Ok(deliveries) => {
                     pause = Duration::from_millis(100);
-                    // A partial read under load: let entries accumulate briefly, so reads and
-                    // acknowledgements come in batches instead of one per commit.
+                    // A sizeable but partial read means load: let entries accumulate briefly, so
+                    // reads and acknowledgements come in batches instead of one per commit. At
+                    // low rates reads are small and nothing waits.
                     let linger =
-                        !deliveries.is_empty() && deliveries.len() < self.settings.read_count;
+                        (LINGER_AFTER..self.settings.read_count).contains(&deliveries.len());
                     for delivery in deliveries {
                         let lane = &lanes[lane_of(&delivery, lanes.len())];
                         if lane.send(delivery).await.is_err() {
