@@ -215,6 +215,13 @@ async fn bad_input_gets_precise_problems() {
     )
     .await;
     assert_eq!(status, 404);
+    let response = server
+        .client
+        .get(server.url("/api/v1/events/%FF%FE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response).await.0, 400, "an id that is not UTF-8");
     let (status, _) = problem(
         server
             .client

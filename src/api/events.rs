@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiContext;
 use super::correlation::CorrelationId;
-use super::problem::{ApiError, ApiQuery, Problem, RawBody, parse_json};
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
 use crate::events::ingest::{self, IngestContext};
 use crate::events::{Event, InvalidEvent, Violation};
 use crate::store::{AppendOutcome, Cursor, EventQuery, TypeFilter};
@@ -433,7 +433,7 @@ pub async fn list_events(
 )]
 pub async fn get_event(
     State(ctx): State<Arc<ApiContext>>,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath<String>,
 ) -> Result<Json<Event>, ApiError> {
     ctx.store
         .get(&event_id)
