@@ -167,6 +167,37 @@ async fn bad_input_gets_precise_problems() {
     let (status, _) = problem(server.post_json("/api/v1/events", &json!([1, 2])).await).await;
     assert_eq!(status, 422);
 
+    let reserved =
+        json!({"specversion": "1.0", "id": "r1", "source": "s", "type": "x.y", "metadata": "mine"});
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(reserved.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(response).await;
+    assert_eq!(
+        (status, body["errors"][0]["pointer"].as_str()),
+        (422, Some("/metadata"))
+    );
+
+    let base64 = json!({"specversion": "1.0", "id": "b1", "source": "s", "type": "user.created", "data_base64": "e30="});
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(base64.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(response).await;
+    assert_eq!(
+        (status, body["errors"][0]["pointer"].as_str()),
+        (422, Some("/data_base64"))
+    );
+
     let big = json!({"type": "com.example.big", "source": "x", "data": {"blob": "x".repeat(4096)}});
     let (status, _) = problem(server.post_json("/api/v1/events", &big).await).await;
     assert_eq!(status, 413);

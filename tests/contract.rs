@@ -104,6 +104,32 @@ async fn store_appends_idempotently_by_id() {
             backend.name
         );
 
+        // New and known ids mixed in one batch: a known id between new ones.
+        let mixed = store
+            .append(vec![
+                event("order.created", "shop", "e3", 3),
+                first.clone(),
+                event("order.created", "shop", "e4", 4),
+            ])
+            .await
+            .unwrap();
+        for (index, id) in [(0, "e3"), (2, "e4")] {
+            let AppendOutcome::Created(new) = &mixed[index] else {
+                panic!("{}: {id} not created: {mixed:?}", backend.name)
+            };
+            assert_eq!(
+                store.get(id).await.unwrap().as_ref(),
+                Some(new),
+                "{}",
+                backend.name
+            );
+        }
+        assert!(
+            matches!(&mixed[1], AppendOutcome::Duplicate(e) if e == created),
+            "{}",
+            backend.name
+        );
+
         assert_eq!(
             store.get("e1").await.unwrap().as_ref(),
             Some(created),

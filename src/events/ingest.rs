@@ -299,17 +299,22 @@ fn finish(
         .datacontenttype
         .or_else(|| draft.data.is_some().then(|| "application/json".to_string()));
     let json_data = datacontenttype.as_deref().is_none_or(is_json_media_type);
-    if draft.data_base64.is_none()
-        && json_data
-        && let Some(result) =
+    if super::catalog::KNOWN_TYPES.contains(&event_type.as_str()) {
+        if draft.data_base64.is_some() || !json_data {
+            let pointer = if draft.data_base64.is_some() {
+                "/data_base64"
+            } else {
+                "/datacontenttype"
+            };
+            violations.push(Violation::new(
+                pointer,
+                format!("{event_type} carries JSON data"),
+            ));
+        } else if let Some(Err(violation)) =
             validate_known(&event_type, draft.data.as_ref().unwrap_or(&Value::Null))
-    {
-        violations.extend(result.err());
-    } else if !json_data && super::catalog::KNOWN_TYPES.contains(&event_type.as_str()) {
-        violations.push(Violation::new(
-            "/datacontenttype",
-            format!("{event_type} carries JSON data"),
-        ));
+        {
+            violations.push(violation);
+        }
     }
     if !violations.is_empty() {
         return Err(InvalidEvent(violations));
@@ -367,6 +372,13 @@ fn check_extensions(extensions: &Map<String, Value>, violations: &mut Vec<Violat
             violations.push(Violation::new(
                 pointer,
                 "unknown attribute: extension names are 1 to 20 lower-case letters or digits",
+            ));
+            continue;
+        }
+        if name == "metadata" {
+            violations.push(Violation::new(
+                pointer,
+                "metadata is reserved for EventFlow's attributes",
             ));
             continue;
         }

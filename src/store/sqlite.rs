@@ -67,13 +67,18 @@ fn plan(events: Vec<Event>) -> (Vec<Event>, Vec<Slot>) {
 }
 
 /// A multi-row INSERT of `events` with their encoded bodies, skipping ids stored before.
+///
+/// The skipping is a filter of the SELECT, not `ON CONFLICT DO NOTHING`: with AUTOINCREMENT a
+/// row skipped by a conflict still uses up a sequence, which would break the consecutive
+/// sequences `insert_fresh` relies on.
 fn insert_statement<'a>(
     events: &'a [Event],
     bodies: &'a [String],
     published: bool,
 ) -> QueryBuilder<'a, Sqlite> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, partition_key, body, published) ",
+        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, partition_key, body, published) \
+         SELECT * FROM (",
     );
     insert.push_values(events.iter().zip(bodies), |mut row, (event, body)| {
         row.push_bind(event.id())
@@ -87,7 +92,7 @@ fn insert_statement<'a>(
             .push_bind(body)
             .push_bind(published);
     });
-    insert.push(" ON CONFLICT (id) DO NOTHING");
+    insert.push(") AS new WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = new.column1)");
     insert
 }
 
