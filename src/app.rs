@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiContext};
-use crate::broker::{Broker, BrokerError, EmbeddedBroker};
+use crate::broker::{Broker, EmbeddedBroker};
 use crate::config::Config;
 use crate::events::StreamRouter;
 use crate::observability::metrics;
@@ -44,9 +44,14 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("HTTP server error: {0}")]
     Serve(#[source] std::io::Error),
-    /// The worker failed.
-    #[error("worker error: {0}")]
-    Worker(#[from] BrokerError),
+    /// A task of this process panicked.
+    #[error("{part} panicked: {source}")]
+    Panicked {
+        /// Which part.
+        part: &'static str,
+        /// The panic.
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Which parts a process runs.
@@ -133,6 +138,8 @@ pub async fn start(
 ) -> Result<Running, AppError> {
     let backends = Backends::open(config).await?;
     let shutdown = CancellationToken::new();
+    // The producer stops only after the API has answered every request it accepted.
+    let producer_stop = CancellationToken::new();
     let router = StreamRouter::new(config.default_stream.clone());
 
     let mut addr = None;
@@ -147,12 +154,13 @@ pub async fn start(
                 batch_size: config.batch_size,
                 batch_timeout: config.batch_timeout,
             },
-            shutdown.clone(),
+            producer_stop.clone(),
         );
         producer_tasks = Some(tasks);
         shared_producer = Some(producer.clone());
         let ctx = ApiContext {
             app_name: config.app_name.clone(),
+            app_env: config.app_env,
             producer,
             store: backends.store.clone(),
             broker: backends.broker.clone(),
@@ -204,21 +212,25 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let mut result = Ok(());
         if let Some(api) = api_task {
-            match api.await {
-                Ok(Err(err)) => result = Err(AppError::Serve(err)),
-                Err(err) => tracing::error!(error = %err, "API task failed"),
-                Ok(Ok(())) => {}
-            }
+            result = match api.await {
+                Ok(served) => served.map_err(AppError::Serve),
+                Err(source) => Err(AppError::Panicked {
+                    part: "the API",
+                    source,
+                }),
+            };
         }
+        producer_stop.cancel();
         if let Some(tasks) = producer_tasks {
             tasks.finished().await;
         }
-        if let Some(worker) = worker_task {
-            match worker.await {
-                Ok(Err(err)) => result = result.and(Err(AppError::Worker(err))),
-                Err(err) => tracing::error!(error = %err, "worker task failed"),
-                Ok(Ok(())) => {}
-            }
+        if let Some(worker) = worker_task
+            && let Err(source) = worker.await
+        {
+            result = result.and(Err(AppError::Panicked {
+                part: "the worker",
+                source,
+            }));
         }
         backends.close().await;
         tracing::info!("EventFlow stopped");

@@ -144,6 +144,17 @@ pub enum AppEnv {
     Production,
 }
 
+impl AppEnv {
+    /// The lower-case name, as in APP_ENV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -222,14 +233,33 @@ impl Config {
         }
         let database_url = vars.raw("DATABASE_URL");
         if !database_url.starts_with("sqlite:") {
-            return Err(invalid("DATABASE_URL", &database_url, "sqlite://PATH"));
+            return Err(invalid(
+                "DATABASE_URL",
+                &database_url,
+                "sqlite://PATH (PostgreSQL arrives with distributed mode; not in this build)",
+            ));
+        }
+        if database_url.contains(":memory:") || database_url.contains("mode=memory") {
+            // Every connection would open its own empty database.
+            return Err(invalid(
+                "DATABASE_URL",
+                &database_url,
+                "a database file, not :memory:",
+            ));
         }
         let debug = vars.parse("DEBUG", "true or false", parse_bool)?;
         let mut log_level = vars.raw("LOG_LEVEL");
         if debug && lookup("LOG_LEVEL").is_none() {
             log_level = "debug".into();
         }
-        Ok(Self {
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "LOG_LEVEL",
+                &log_level,
+                "error, warn, info, debug, trace, or a filter such as eventflow=debug,sqlx=warn",
+            ));
+        }
+        let config = Self {
             app_name: vars.non_empty("APP_NAME")?,
             app_env: vars.parse("APP_ENV", "development, staging or production", |v| match v
                 .to_ascii_lowercase()
@@ -298,7 +328,15 @@ impl Config {
             claim_idle: vars.parse("CLAIM_IDLE_MS", "milliseconds from 100 to 86400000", |v| {
                 millis(v, 100, 86_400_000)
             })?,
-        })
+        };
+        if config.retry_base_delay > config.retry_max_delay {
+            return Err(invalid(
+                "RETRY_BASE_DELAY",
+                &vars.raw("RETRY_BASE_DELAY"),
+                "at most RETRY_MAX_DELAY",
+            ));
+        }
+        Ok(config)
     }
 
     /// The socket address the API binds.
@@ -408,6 +446,20 @@ mod tests {
             err.to_string(),
             "invalid configuration: BATCH_SIZE=\"lots\": expected a whole number from 1 to 10000"
         );
+    }
+
+    #[test]
+    fn inconsistent_or_unusable_values_are_refused() {
+        for (name, value) in [
+            ("LOG_LEVEL", "loud=[["),
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("DATABASE_URL", "postgresql://localhost/eventflow"),
+            ("RETRY_BASE_DELAY", "90"),
+            ("API_HOST", "localhost:80"),
+        ] {
+            let err = Config::from_map(&HashMap::from([(name, value)])).unwrap_err();
+            assert_eq!(err.name, name, "{value}");
+        }
     }
 
     #[test]

@@ -13,6 +13,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 /// Read-only connections kept for queries.
 const READERS: u32 = 4;
 
+/// True for SQLITE_BUSY and its extended codes: another process held the write lock longer
+/// than the busy timeout, which is worth retrying.
+pub fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
 /// Handles to one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {

@@ -86,6 +86,13 @@ async fn same_id_is_stored_once_and_other_source_conflicts() {
     let first = server.post_json("/api/v1/events", &event).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
+    let mut odd = user_created("usr_2");
+    odd["id"] = json!("a/b?c d");
+    let created = server.post_json("/api/v1/events", &odd).await;
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/api/v1/events/a%2Fb%3Fc%20d");
+    assert_eq!(server.get_json(&location).await.0, 200);
+
     let again = server.post_json("/api/v1/events", &event).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap(), first);
@@ -99,7 +106,7 @@ async fn same_id_is_stored_once_and_other_source_conflicts() {
     );
 
     let (_, page) = server.get_json("/api/v1/events").await;
-    assert_eq!(page["count"], 1);
+    assert_eq!(page["count"], 2);
 }
 
 async fn problem(response: reqwest::Response) -> (u16, Value) {

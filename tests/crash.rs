@@ -21,8 +21,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A server process that is killed when dropped, so a failing test leaves nothing running.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// Starts `eventflow serve` in `dir` and waits until it answers.
-async fn start(dir: &Path, port: u16) -> Child {
+async fn start(dir: &Path, port: u16) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eventflow"))
         .arg("serve")
         .current_dir(dir)
@@ -45,7 +55,7 @@ async fn start(dir: &Path, port: u16) -> Child {
             .await
             .is_ok()
         {
-            return child;
+            return Server(child);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -90,10 +100,10 @@ fn flood(
         .collect()
 }
 
-async fn exit_status(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+async fn exit_status(server: &mut Server, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = server.0.try_wait().unwrap() {
             return Some(status);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -119,13 +129,13 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     let port = free_port();
 
     // Phase 1: flood, then SIGKILL mid-stream.
-    let mut child = start(dir.path(), port).await;
+    let mut server = start(dir.path(), port).await;
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let tasks = flood(port, 16, stop.clone(), acked.clone());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
@@ -138,7 +148,7 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     );
 
     // Phase 2: restart; every acknowledged event is there and the outbox publishes the rest.
-    let mut child = start(dir.path(), port).await;
+    let mut server = start(dir.path(), port).await;
     assert_all_stored(port, &killed_acked).await;
     let db = SqliteDb::open(&format!("sqlite://{}/eventflow.db", dir.path().display()))
         .await
@@ -171,11 +181,11 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     let tasks = flood(port, 16, stop.clone(), acked.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let terminated = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(terminated.success());
-    let status = exit_status(&mut child, Duration::from_secs(20))
+    let status = exit_status(&mut server, Duration::from_secs(20))
         .await
         .expect("exits after SIGTERM");
     assert!(status.success(), "graceful shutdown exit status: {status}");
@@ -186,8 +196,6 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     let termed_acked = acked.lock().unwrap().clone();
     assert!(!termed_acked.is_empty());
 
-    let mut child = start(dir.path(), port).await;
+    let _server = start(dir.path(), port).await;
     assert_all_stored(port, &termed_acked).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -136,7 +136,7 @@ pub async fn create_event(
         .ok_or(ApiError::Internal)?;
     match outcome {
         AppendOutcome::Created(event) => {
-            let location = format!("/api/v1/events/{}", event.id());
+            let location = format!("/api/v1/events/{}", path_segment(event.id()));
             Ok((
                 StatusCode::CREATED,
                 [(header::LOCATION, location)],
@@ -295,6 +295,19 @@ async fn ingest_batch(
         results,
     };
     Ok((StatusCode::OK, Json(summary)).into_response())
+}
+
+/// Percent-encodes `text` for use as one URL path segment (RFC 3986 unreserved stay as they are).
+fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn not_a_batch() -> ApiError {

@@ -23,6 +23,8 @@ pub struct Health {
     pub status: &'static str,
     /// APP_NAME.
     pub service: String,
+    /// APP_ENV.
+    pub environment: &'static str,
     /// EventFlow version.
     pub version: &'static str,
 }
@@ -33,6 +35,7 @@ pub async fn health(State(ctx): State<Arc<ApiContext>>) -> Json<Health> {
     Json(Health {
         status: "ok",
         service: ctx.app_name.clone(),
+        environment: ctx.app_env.as_str(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }

@@ -29,6 +29,8 @@ pub use openapi::ApiDoc;
 pub struct ApiContext {
     /// APP_NAME, for /health.
     pub app_name: String,
+    /// APP_ENV, for /health.
+    pub app_env: crate::config::AppEnv,
     /// Commits events.
     pub producer: Producer,
     /// Answers queries.

@@ -199,6 +199,9 @@ fn backend(err: sqlx::Error) -> BrokerError {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             BrokerError::Unavailable(err.into())
         }
+        sqlx::Error::Database(ref db) if crate::sqlite::is_busy(db.as_ref()) => {
+            BrokerError::Unavailable(err.into())
+        }
         _ => BrokerError::Backend(err.into()),
     }
 }

@@ -51,7 +51,9 @@ impl RetryConfig {
     pub fn delay_before_retry(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(64) as i32;
         let factor = self.exponential_base.max(1.0).powi(exponent);
-        let delay = self.base_delay.mul_f64(factor.min(1e9)).min(self.max_delay);
+        // In f64 seconds first, so that no base or factor can overflow a Duration.
+        let seconds = (self.base_delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
+        let delay = Duration::try_from_secs_f64(seconds).unwrap_or(self.max_delay);
         if self.jitter {
             delay.mul_f64(0.5 + 0.5 * random_unit())
         } else {

@@ -37,8 +37,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
-            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("5") => {
-                // SQLITE_BUSY: another process holds the write lock longer than busy_timeout.
+            sqlx::Error::Database(ref db) if crate::sqlite::is_busy(db.as_ref()) => {
                 Self::Unavailable(err)
             }
             _ => Self::Database(err),

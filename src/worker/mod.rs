@@ -8,9 +8,9 @@
 mod dead_letter;
 mod handler;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -76,8 +76,10 @@ impl Worker {
     pub fn new(
         broker: Arc<dyn Broker>,
         handlers: Vec<Arc<dyn Handler>>,
-        settings: WorkerSettings,
+        mut settings: WorkerSettings,
     ) -> Self {
+        settings.concurrency = settings.concurrency.max(1);
+        settings.read_count = settings.read_count.max(1);
         Self {
             broker,
             handlers: handlers.into(),
@@ -86,9 +88,9 @@ impl Worker {
     }
 
     /// Consumes until `shutdown`, then finishes the events in flight and returns.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+    pub async fn run(self, shutdown: CancellationToken) {
         if !self.join_groups(&shutdown).await {
-            return Ok(());
+            return;
         }
         tracing::info!(consumer = %self.settings.consumer, group = %self.settings.group, "worker started");
         let (acks, acker) = spawn_acker(self.broker.clone(), self.settings.group.clone());
@@ -97,6 +99,7 @@ impl Worker {
             handlers: self.handlers.clone(),
             retry: self.settings.retry.clone(),
             acks,
+            in_flight: Mutex::new(HashSet::new()),
         });
         let mut lanes = Vec::with_capacity(self.settings.concurrency);
         let mut lane_tasks = JoinSet::new();
@@ -105,12 +108,22 @@ impl Worker {
             let processor = processor.clone();
             lane_tasks.spawn(async move {
                 while let Some(delivery) = queue.recv().await {
-                    processor.process(delivery).await;
+                    let entry_id = delivery.entry_id.clone();
+                    // A panicking handler must not take the lane down with it: the entry stays
+                    // pending, is claimed again later and dead-lettered once over budget.
+                    let run = tokio::spawn({
+                        let processor = processor.clone();
+                        async move { processor.process(delivery).await }
+                    });
+                    if let Err(err) = run.await {
+                        tracing::error!(entry_id = %entry_id.0, error = %err, "processing panicked");
+                    }
+                    processor.settled(&entry_id);
                 }
             });
             lanes.push(lane);
         }
-        drop(processor);
+        let in_flight = processor;
 
         let claim_every = (self.settings.claim_idle / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -147,6 +160,10 @@ impl Worker {
                     let linger =
                         (LINGER_AFTER..self.settings.read_count).contains(&deliveries.len());
                     for delivery in deliveries {
+                        // A claim can return an entry this worker still holds in a lane.
+                        if !in_flight.admit(&delivery.entry_id) {
+                            continue;
+                        }
                         let lane = &lanes[lane_of(&delivery, lanes.len())];
                         if lane.send(delivery).await.is_err() {
                             break;
@@ -169,9 +186,10 @@ impl Worker {
         tracing::info!("worker stopping: finishing events in flight");
         drop(lanes);
         while lane_tasks.join_next().await.is_some() {}
+        // The last handle on the acknowledgement channel: the acker drains and stops.
+        drop(in_flight);
         acker.await.ok();
         tracing::info!("worker stopped");
-        Ok(())
     }
 
     /// Creates the consumer group on every stream, retrying while the broker is down; false if
@@ -249,9 +267,26 @@ struct Processor {
     handlers: Arc<[Arc<dyn Handler>]>,
     retry: RetryConfig,
     acks: mpsc::Sender<(String, EntryId)>,
+    /// Entries dispatched to a lane and not yet settled.
+    in_flight: Mutex<HashSet<EntryId>>,
 }
 
 impl Processor {
+    /// Records `entry` as in flight; false if it already is.
+    fn admit(&self, entry: &EntryId) -> bool {
+        self.in_flight
+            .lock()
+            .map(|mut set| set.insert(entry.clone()))
+            .unwrap_or(true)
+    }
+
+    /// Forgets `entry` once its lane is done with it.
+    fn settled(&self, entry: &EntryId) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(entry);
+        }
+    }
+
     async fn process(&self, delivery: Delivery) {
         let stream = delivery.message.stream.clone();
         let event: Event = match serde_json::from_str::<Event>(&delivery.message.payload) {
