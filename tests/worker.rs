@@ -262,3 +262,52 @@ async fn in_process_producers_send_and_enqueue() {
         assert_eq!(status, 200);
     }
 }
+
+/// Panics the first time it sees an event, then records it.
+#[derive(Default)]
+struct PanicsOnce {
+    panicked: AtomicU32,
+    recorded: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Handler for PanicsOnce {
+    fn name(&self) -> &str {
+        "panics-once"
+    }
+
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        if event.metadata.partition_key.as_deref() == Some("boom")
+            && self.panicked.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            panic!("handler bug");
+        }
+        self.recorded.lock().unwrap().push(event.id().to_string());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_neither_loses_the_event_nor_its_lane() {
+    let handler = Arc::new(PanicsOnce::default());
+    let server = TestServer::start_with(
+        &[("CLAIM_IDLE_MS", "200"), ("WORKER_CONCURRENCY", "1")],
+        vec![handler.clone()],
+    )
+    .await;
+    let boom = json!({"type": "feature.used", "source": "t", "data": {"feature": "x"},
+                      "metadata": {"partition_key": "boom"}});
+    server.post_json("/api/v1/events", &boom).await;
+    // One lane only: this event runs on the lane that just panicked.
+    server
+        .post_json("/api/v1/events", &user_created("after"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            handler.recorded.lock().unwrap().len() == 2
+        })
+        .await,
+        "the later event and the claimed one are both processed"
+    );
+    assert_eq!(handler.panicked.load(Ordering::SeqCst), 2);
+}

@@ -10,9 +10,11 @@ mod handler;
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -111,12 +113,9 @@ impl Worker {
                     let entry_id = delivery.entry_id.clone();
                     // A panicking handler must not take the lane down with it: the entry stays
                     // pending, is claimed again later and dead-lettered once over budget.
-                    let run = tokio::spawn({
-                        let processor = processor.clone();
-                        async move { processor.process(delivery).await }
-                    });
-                    if let Err(err) = run.await {
-                        tracing::error!(entry_id = %entry_id.0, error = %err, "processing panicked");
+                    let run = AssertUnwindSafe(processor.process(delivery)).catch_unwind();
+                    if run.await.is_err() {
+                        tracing::error!(entry_id = %entry_id.0, "processing panicked");
                     }
                     processor.settled(&entry_id);
                 }
