@@ -145,9 +145,9 @@ pub async fn create_event(
                 .into_response())
         }
         AppendOutcome::Duplicate(event) => Ok((StatusCode::OK, Json(event)).into_response()),
-        AppendOutcome::Conflict { existing_source } => Err(ApiError::Conflict(format!(
-            "event id is already used by an event from source {existing_source:?}"
-        ))),
+        AppendOutcome::Conflict { existing_source } => {
+            Err(ApiError::Conflict(conflict_detail(&existing_source)))
+        }
     }
 }
 
@@ -297,6 +297,11 @@ async fn ingest_batch(
     Ok((StatusCode::OK, Json(summary)).into_response())
 }
 
+/// Why an event id cannot be used again by another source.
+fn conflict_detail(existing_source: &str) -> String {
+    format!("event id is already used by an event from source {existing_source:?}")
+}
+
 /// Percent-encodes `text` for use as one URL path segment (RFC 3986 unreserved stay as they are).
 fn path_segment(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
@@ -322,13 +327,9 @@ fn item_result(index: usize, outcome: AppendOutcome) -> BatchItemResult {
     let (status, event, detail) = match outcome {
         AppendOutcome::Created(event) => (201, Some(event), None),
         AppendOutcome::Duplicate(event) => (200, Some(event), None),
-        AppendOutcome::Conflict { existing_source } => (
-            409,
-            None,
-            Some(format!(
-                "event id is already used by an event from source {existing_source:?}"
-            )),
-        ),
+        AppendOutcome::Conflict { existing_source } => {
+            (409, None, Some(conflict_detail(&existing_source)))
+        }
     };
     BatchItemResult {
         index,

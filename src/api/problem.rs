@@ -131,8 +131,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
+impl From<&StoreError> for ApiError {
+    fn from(err: &StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "event store unavailable");
@@ -146,15 +146,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::from(&err)
+    }
+}
+
 impl From<ProduceError> for ApiError {
     fn from(err: ProduceError) -> Self {
         match err {
-            ProduceError::Store(store) => match store.as_ref() {
-                StoreError::Unavailable(_) => {
-                    Self::Unavailable("the event store is unavailable; retry shortly".into())
-                }
-                _ => Self::Internal,
-            },
+            ProduceError::Store(store) => Self::from(store.as_ref()),
             ProduceError::Closed => Self::Unavailable("EventFlow is shutting down".into()),
         }
     }
