@@ -177,13 +177,8 @@ async fn bad_input_gets_precise_problems() {
     let reserved =
         json!({"specversion": "1.0", "id": "r1", "source": "s", "type": "x.y", "metadata": "mine"});
     let response = server
-        .client
-        .post(server.url("/api/v1/events"))
-        .header("content-type", "application/cloudevents+json")
-        .body(reserved.to_string())
-        .send()
-        .await
-        .unwrap();
+        .post_as("/api/v1/events", "application/cloudevents+json", &reserved)
+        .await;
     let (status, body) = problem(response).await;
     assert_eq!(
         (status, body["errors"][0]["pointer"].as_str()),
@@ -192,13 +187,8 @@ async fn bad_input_gets_precise_problems() {
 
     let base64 = json!({"specversion": "1.0", "id": "b1", "source": "s", "type": "user.created", "data_base64": "e30="});
     let response = server
-        .client
-        .post(server.url("/api/v1/events"))
-        .header("content-type", "application/cloudevents+json")
-        .body(base64.to_string())
-        .send()
-        .await
-        .unwrap();
+        .post_as("/api/v1/events", "application/cloudevents+json", &base64)
+        .await;
     let (status, body) = problem(response).await;
     assert_eq!(
         (status, body["errors"][0]["pointer"].as_str()),
@@ -278,13 +268,12 @@ async fn cloudevents_structured_binary_and_batch_modes() {
     let structured = json!({"specversion": "1.0", "id": "ce-1", "source": "/orders", "type": "order.created",
                             "partitionkey": "ord-1", "data": {"order_id": "ord-1", "total": 9.5}});
     let response = server
-        .client
-        .post(server.url("/api/v1/events"))
-        .header("content-type", "application/cloudevents+json")
-        .body(structured.to_string())
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/v1/events",
+            "application/cloudevents+json",
+            &structured,
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let event: Value = response.json().await.unwrap();
     assert_eq!(event["partitionkey"], "ord-1");
@@ -315,13 +304,12 @@ async fn cloudevents_structured_binary_and_batch_modes() {
         {"specversion": "1.0", "source": "/s", "type": "system.error"}
     ]);
     let response = server
-        .client
-        .post(server.url("/api/v1/events"))
-        .header("content-type", "application/cloudevents-batch+json")
-        .body(batch.to_string())
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/v1/events",
+            "application/cloudevents-batch+json",
+            &batch,
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let result: Value = response.json().await.unwrap();
     assert_eq!(result["accepted"], 1);

@@ -73,6 +73,17 @@ impl TestServer {
             .expect("request sent")
     }
 
+    /// POSTs `body` to `path` with the given content type.
+    pub async fn post_as(&self, path: &str, content_type: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// GETs `path` and returns status and JSON body.
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self
