@@ -24,14 +24,6 @@ impl TypeFilter {
             None => Self::Exact(pattern.to_string()),
         }
     }
-
-    /// True when `event_type` matches.
-    pub fn matches(&self, event_type: &str) -> bool {
-        match self {
-            Self::Exact(exact) => exact == event_type,
-            Self::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
-        }
-    }
 }
 
 /// A position in the newest-first listing: the next page starts below this sequence.
