@@ -15,7 +15,10 @@ pub const X_CORRELATION_ID: &str = "x-correlation-id";
 
 /// The correlation id of the current request.
 #[derive(Debug, Clone)]
-pub struct CorrelationId(pub String);
+pub struct CorrelationId(
+    /// The id.
+    pub String,
+);
 
 /// Middleware: assigns the id, logs the request under it, and sets the response header.
 pub async fn correlate(mut request: Request, next: Next) -> Response {

@@ -40,12 +40,9 @@ enum ContentMode {
 
 impl ContentMode {
     fn of(headers: &HeaderMap) -> Result<Self, ApiError> {
-        let content_type = headers
+        let essence = headers
             .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase());
-        let essence = content_type
-            .as_deref()
-            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_string());
+            .map(|v| ingest::media_essence(v.to_str().unwrap_or_default()));
         if headers.contains_key("ce-specversion") {
             return Ok(Self::Binary);
         }

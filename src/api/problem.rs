@@ -162,7 +162,10 @@ impl From<ProduceError> for ApiError {
 }
 
 /// The raw request body, with size and read errors as problems.
-pub struct RawBody(pub axum::body::Bytes);
+pub struct RawBody(
+    /// The body.
+    pub axum::body::Bytes,
+);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
@@ -182,7 +185,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 /// Query parameters, with parse errors as problems.
-pub struct ApiQuery<T>(pub T);
+pub struct ApiQuery<T>(
+    /// The parameters.
+    pub T,
+);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -196,7 +202,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
 }
 
 /// Path parameters, with decoding errors (such as invalid UTF-8) as problems.
-pub struct ApiPath<T>(pub T);
+pub struct ApiPath<T>(
+    /// The parameters.
+    pub T,
+);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;

@@ -123,18 +123,13 @@ impl EmbeddedBroker {
         Ok(())
     }
 
-    async fn count(
-        &self,
-        sql: &'static str,
-        first: &str,
-        second: &str,
-    ) -> Result<u64, BrokerError> {
-        let count: i64 = sqlx::query_scalar(sql)
-            .bind(first)
-            .bind(second)
-            .fetch_one(&self.db.reader)
-            .await
-            .map_err(backend)?;
+    /// Runs a `SELECT COUNT(*)` with `params` bound in order.
+    async fn count(&self, sql: &'static str, params: &[&str]) -> Result<u64, BrokerError> {
+        let mut query = sqlx::query_scalar::<_, i64>(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        let count = query.fetch_one(&self.db.reader).await.map_err(backend)?;
         Ok(count.max(0) as u64)
     }
 }
@@ -359,20 +354,18 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn stream_len(&self, stream: &str) -> Result<u64, BrokerError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stream_entries WHERE stream = ?")
-            .bind(stream)
-            .fetch_one(&self.db.reader)
-            .await
-            .map_err(backend)?;
-        Ok(count.max(0) as u64)
+        self.count(
+            "SELECT COUNT(*) FROM stream_entries WHERE stream = ?",
+            &[stream],
+        )
+        .await
     }
 
     async fn lag(&self, group: &str, stream: &str) -> Result<u64, BrokerError> {
         self.count(
             "SELECT COUNT(*) FROM stream_entries WHERE stream = ?2 AND id > \
              COALESCE((SELECT last_delivered FROM stream_groups WHERE group_name = ?1 AND stream = ?2), 0)",
-            group,
-            stream,
+            &[group, stream],
         )
         .await
     }
@@ -380,8 +373,7 @@ impl Broker for EmbeddedBroker {
     async fn pending(&self, group: &str, stream: &str) -> Result<u64, BrokerError> {
         self.count(
             "SELECT COUNT(*) FROM stream_pending WHERE group_name = ?1 AND stream = ?2",
-            group,
-            stream,
+            &[group, stream],
         )
         .await
     }

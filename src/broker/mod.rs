@@ -35,7 +35,10 @@ pub enum BrokerError {
 
 /// An entry's id within its stream, as the broker assigned it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntryId(pub String);
+pub struct EntryId(
+    /// The id as the broker writes it.
+    pub String,
+);
 
 /// What travels on a stream: enough to route and order it, and the event itself.
 #[derive(Debug, Clone, PartialEq)]

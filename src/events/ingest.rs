@@ -97,13 +97,19 @@ pub fn structured_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Value,
 
 /// True for `application/json`, `text/json` and any `+json` media type.
 pub fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
+    let essence = media_essence(content_type);
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+}
+
+/// The media type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
+/// `application/json`.
+pub fn media_essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+        .to_ascii_lowercase()
 }
 
 /// Attributes read from the request, before validation.

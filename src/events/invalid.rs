@@ -25,7 +25,10 @@ impl Violation {
 /// An event that breaks the CloudEvents rules or its type's payload schema.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}", summary(.0))]
-pub struct InvalidEvent(pub Vec<Violation>);
+pub struct InvalidEvent(
+    /// Every violation found, in the order of the event's members.
+    pub Vec<Violation>,
+);
 
 fn summary(violations: &[Violation]) -> String {
     violations

@@ -28,7 +28,10 @@ impl TypeFilter {
 
 /// A position in the newest-first listing: the next page starts below this sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor(pub i64);
+pub struct Cursor(
+    /// The sequence of the last event of the previous page.
+    pub i64,
+);
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
