@@ -104,23 +104,22 @@ impl EmbeddedBroker {
 
     /// Fails with [`BrokerError::NoGroup`] when `group` is missing on one of `streams`.
     async fn check_groups(&self, group: &str, streams: &[String]) -> Result<(), BrokerError> {
-        for stream in streams {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM stream_groups WHERE group_name = ? AND stream = ?",
-            )
-            .bind(group)
-            .bind(stream)
-            .fetch_optional(&self.db.reader)
-            .await
-            .map_err(backend)?;
-            if exists.is_none() {
-                return Err(BrokerError::NoGroup {
-                    stream: stream.clone(),
-                    group: group.to_string(),
-                });
-            }
+        let joined: Vec<String> = sqlx::query_scalar(
+            "SELECT stream FROM stream_groups \
+             WHERE group_name = ? AND stream IN (SELECT value FROM json_each(?))",
+        )
+        .bind(group)
+        .bind(serde_json::Value::from(streams.to_vec()).to_string())
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(backend)?;
+        match streams.iter().find(|stream| !joined.contains(stream)) {
+            Some(stream) => Err(BrokerError::NoGroup {
+                stream: stream.clone(),
+                group: group.to_string(),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Runs a `SELECT COUNT(*)` with `params` bound in order.

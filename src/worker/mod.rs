@@ -122,7 +122,6 @@ impl Worker {
             });
             lanes.push(lane);
         }
-        let in_flight = processor;
 
         let claim_every = (self.settings.claim_idle / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -160,7 +159,7 @@ impl Worker {
                         (LINGER_AFTER..self.settings.read_count).contains(&deliveries.len());
                     for delivery in deliveries {
                         // A claim can return an entry this worker still holds in a lane.
-                        if !in_flight.admit(&delivery.entry_id) {
+                        if !processor.admit(&delivery.entry_id) {
                             continue;
                         }
                         let lane = &lanes[lane_of(&delivery, lanes.len())];
@@ -186,7 +185,7 @@ impl Worker {
         drop(lanes);
         while lane_tasks.join_next().await.is_some() {}
         // The last handle on the acknowledgement channel: the acker drains and stops.
-        drop(in_flight);
+        drop(processor);
         acker.await.ok();
         tracing::info!("worker stopped");
     }
