@@ -4,35 +4,41 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiContext};
-use crate::broker::{Broker, EmbeddedBroker};
-use crate::config::Config;
+use crate::broker::{Broker, BrokerError, EmbeddedBroker, RedisBroker};
+use crate::config::{Config, is_postgres_url, redact_url};
 use crate::events::StreamRouter;
 use crate::observability::metrics;
 use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::RetryConfig;
 use crate::sqlite::SqliteDb;
-use crate::store::{EventStore, SqliteStore};
+use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
 
 /// Entries a worker reads at once.
 const READ_COUNT: usize = 256;
+/// First and longest pause between schema upgrade attempts while the database is unreachable.
+const SCHEMA_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
 
 /// Why EventFlow could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The event store could not be opened or migrated.
+    /// The event store could not be opened or its schema brought up to date.
     #[error("cannot open the event store at {url}: {source}")]
     Store {
-        /// DATABASE_URL.
+        /// DATABASE_URL, without its password.
         url: String,
         /// The cause.
         source: sqlx::Error,
     },
+    /// The broker's URL is unusable.
+    #[error("cannot use the broker: {0}")]
+    Broker(#[source] BrokerError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,31 +75,140 @@ pub struct Backends {
     pub store: Arc<dyn EventStore>,
     /// The broker.
     pub broker: Arc<dyn Broker>,
-    db: SqliteDb,
+    database: Database,
+    database_url: String,
+}
+
+/// The database behind the store, for schema upgrades and closing.
+enum Database {
+    Sqlite(SqliteDb),
+    Postgres(PgStore),
 }
 
 impl Backends {
-    /// Opens the backends of `config`, bringing the schema up to date.
+    /// Opens the backends of `config`. An SQLite file is opened and its schema brought up to date
+    /// at once; PostgreSQL and Redis are connected on first use (see [`Backends::upgrade_schema`]).
     pub async fn open(config: &Config) -> Result<Self, AppError> {
-        let db = SqliteDb::open(&config.database_url)
-            .await
-            .map_err(|source| AppError::Store {
-                url: config.database_url.clone(),
-                source,
-            })?;
-        let broker = EmbeddedBroker::new(db.clone());
+        let database_url = redact_url(&config.database_url);
+        let store_error = |source| AppError::Store {
+            url: database_url.clone(),
+            source,
+        };
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(|url| RedisBroker::connect_lazy(url, config.stream_max_len))
+            .transpose()
+            .map_err(AppError::Broker)?;
+        let (store, broker, database): (Arc<dyn EventStore>, Arc<dyn Broker>, _) =
+            if is_postgres_url(&config.database_url) {
+                let store = PgStore::connect_lazy(&config.database_url).map_err(store_error)?;
+                let broker = redis.ok_or_else(|| {
+                    store_error(sqlx::Error::Configuration(
+                        "a PostgreSQL event store needs REDIS_URL".into(),
+                    ))
+                })?;
+                (
+                    Arc::new(store.clone()),
+                    Arc::new(broker),
+                    Database::Postgres(store),
+                )
+            } else {
+                let db = SqliteDb::open(&config.database_url)
+                    .await
+                    .map_err(store_error)?;
+                match redis {
+                    Some(broker) => (
+                        Arc::new(SqliteStore::new(db.clone())),
+                        Arc::new(broker),
+                        Database::Sqlite(db),
+                    ),
+                    None => {
+                        let broker = EmbeddedBroker::new(db.clone());
+                        // Store and broker share the file: each event is streamed in its
+                        // append transaction.
+                        (
+                            Arc::new(SqliteStore::streaming_to(db.clone(), broker.clone())),
+                            Arc::new(broker),
+                            Database::Sqlite(db),
+                        )
+                    }
+                }
+            };
         Ok(Self {
-            // Store and broker share the file: each event is streamed in its append transaction.
-            store: Arc::new(SqliteStore::streaming_to(db.clone(), broker.clone())),
-            broker: Arc::new(broker),
-            db,
+            store,
+            broker,
+            database,
+            database_url,
         })
+    }
+
+    /// Brings the store's schema up to date (versioned, idempotent migrations).
+    pub async fn upgrade_schema(&self) -> Result<(), AppError> {
+        match &self.database {
+            // Migrated when opened.
+            Database::Sqlite(_) => Ok(()),
+            Database::Postgres(store) => store.migrate().await.map_err(|err| AppError::Store {
+                url: self.database_url.clone(),
+                source: match err {
+                    sqlx::migrate::MigrateError::Execute(source)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(source, _) => source,
+                    other => sqlx::Error::Migrate(Box::new(other)),
+                },
+            }),
+        }
+    }
+
+    /// Upgrades the schema, or, while the database cannot be reached, keeps trying in the
+    /// background so that the process serves (503 until then) and recovers by itself.
+    async fn upgrade_schema_or_retry(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> Result<(), AppError> {
+        match self.upgrade_schema().await {
+            Err(AppError::Store { source, .. }) if is_unreachable(&source) => {
+                tracing::warn!(error = %source, "event store unreachable; upgrading its schema once it answers");
+                let backends = self.clone();
+                tokio::spawn(async move {
+                    let mut pause = SCHEMA_RETRY.0;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                        match backends.upgrade_schema().await {
+                            Ok(()) => {
+                                tracing::info!("event store schema is up to date");
+                                return;
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "schema upgrade failed; retrying")
+                            }
+                        }
+                        pause = (pause * 2).min(SCHEMA_RETRY.1);
+                    }
+                });
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Closes connections.
     pub async fn close(&self) {
-        self.db.close().await;
+        match &self.database {
+            Database::Sqlite(db) => db.close().await,
+            Database::Postgres(store) => store.close().await,
+        }
     }
+}
+
+/// True when `error` says the database could not be reached (rather than refused the work).
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    )
 }
 
 /// A started EventFlow process.
@@ -136,8 +251,9 @@ pub async fn start(
     role: Role,
     handlers: Vec<Arc<dyn Handler>>,
 ) -> Result<Running, AppError> {
-    let backends = Backends::open(config).await?;
+    let backends = Arc::new(Backends::open(config).await?);
     let shutdown = CancellationToken::new();
+    backends.upgrade_schema_or_retry(shutdown.clone()).await?;
     // The producer stops only after the API has answered every request it accepted.
     let producer_stop = CancellationToken::new();
     let router = StreamRouter::new(config.default_stream.clone());
@@ -205,7 +321,8 @@ pub async fn start(
                 jitter: true,
             },
         };
-        let worker = Worker::new(backends.broker.clone(), handlers, settings);
+        let worker = Worker::new(backends.broker.clone(), handlers, settings)
+            .remembering_processed(backends.store.clone());
         tokio::spawn(worker.run(shutdown.clone()))
     });
 

@@ -59,12 +59,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "DATABASE_URL",
         default: "sqlite://eventflow.db",
-        description: "Event store: sqlite://PATH (embedded, WAL)",
+        description: "Event store: sqlite://PATH (embedded, WAL) or postgresql://USER@HOST:PORT/DB",
     },
     Setting {
         name: "REDIS_URL",
         default: "",
-        description: "Broker: unset for the embedded broker (in the SQLite file)",
+        description: "Broker: redis://HOST:PORT for Redis Streams (required with PostgreSQL); unset for the embedded broker in the SQLite file",
     },
     Setting {
         name: "LOG_LEVEL",
@@ -131,6 +131,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "30000",
         description: "Idle time after which another consumer claims a pending entry",
     },
+    Setting {
+        name: "STREAM_MAX_LEN",
+        default: "1000000",
+        description: "Approximate cap on each Redis stream's length (XADD MAXLEN ~); the store keeps every event",
+    },
 ];
 
 /// Deployment environment; production is stricter in later features.
@@ -179,6 +184,8 @@ pub struct Config {
     pub api_port: u16,
     /// Event store URL.
     pub database_url: String,
+    /// Redis Streams broker URL; `None` for the embedded broker.
+    pub redis_url: Option<String>,
     /// Tracing filter directive.
     pub log_level: String,
     /// Log format.
@@ -205,6 +212,8 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// Idle time before a pending entry is claimed.
     pub claim_idle: Duration,
+    /// Approximate cap on each Redis stream's length.
+    pub stream_max_len: usize,
 }
 
 impl Config {
@@ -223,21 +232,28 @@ impl Config {
     /// Builds settings from any variable lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars { lookup: &lookup };
-        let redis_url = vars.raw("REDIS_URL");
-        if !redis_url.is_empty() {
-            return Err(invalid(
-                "REDIS_URL",
-                &redis_url,
-                "unset: this build has the embedded broker only",
-            ));
-        }
         let database_url = vars.raw("DATABASE_URL");
-        if !database_url.starts_with("sqlite:") {
+        let postgres = is_postgres_url(&database_url);
+        if !postgres && !database_url.starts_with("sqlite:") {
             return Err(invalid(
                 "DATABASE_URL",
                 &database_url,
-                "sqlite://PATH (PostgreSQL arrives with distributed mode; not in this build)",
+                "sqlite://PATH or postgresql://USER@HOST:PORT/DATABASE",
             ));
+        }
+        let redis_url = Some(vars.raw("REDIS_URL")).filter(|url| !url.is_empty());
+        match &redis_url {
+            Some(url) if !url.starts_with("redis://") && !url.starts_with("redis+unix://") => {
+                return Err(invalid("REDIS_URL", url, "redis://HOST:PORT[/DB]"));
+            }
+            None if postgres => {
+                return Err(invalid(
+                    "REDIS_URL",
+                    "",
+                    "redis://HOST:PORT: a PostgreSQL event store needs Redis as its broker",
+                ));
+            }
+            _ => {}
         }
         if database_url.contains(":memory:") || database_url.contains("mode=memory") {
             // Every connection would open its own empty database.
@@ -278,6 +294,7 @@ impl Config {
                 v.parse().ok()
             })?,
             database_url,
+            redis_url,
             log_level,
             log_format: vars.parse("LOG_FORMAT", "json or console", |v| {
                 match v.to_ascii_lowercase().as_str() {
@@ -328,6 +345,15 @@ impl Config {
             claim_idle: vars.parse("CLAIM_IDLE_MS", "milliseconds from 100 to 86400000", |v| {
                 millis(v, 100, 86_400_000)
             })?,
+            stream_max_len: vars.parse(
+                "STREAM_MAX_LEN",
+                "a whole number from 1000 to 1000000000",
+                |v| {
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1000..=1_000_000_000).contains(n))
+                },
+            )?,
         };
         if config.retry_base_delay > config.retry_max_delay {
             return Err(invalid(
@@ -371,6 +397,25 @@ impl Vars<'_> {
     ) -> Result<T, ConfigError> {
         let value = self.raw(name);
         parse(value.trim()).ok_or_else(|| invalid(name, &value, expected))
+    }
+}
+
+/// True for `postgres://` and `postgresql://` URLs.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` without its password, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -453,13 +498,37 @@ mod tests {
         for (name, value) in [
             ("LOG_LEVEL", "loud=[["),
             ("DATABASE_URL", "sqlite::memory:"),
-            ("DATABASE_URL", "postgresql://localhost/eventflow"),
+            ("DATABASE_URL", "mysql://localhost/eventflow"),
+            ("REDIS_URL", "localhost:6379"),
+            ("STREAM_MAX_LEN", "10"),
             ("RETRY_BASE_DELAY", "90"),
             ("API_HOST", "localhost:80"),
         ] {
             let err = Config::from_map(&HashMap::from([(name, value)])).unwrap_err();
             assert_eq!(err.name, name, "{value}");
         }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgresql://app:s3cret@db:5432/eventflow"),
+            "postgresql://app:***@db:5432/eventflow"
+        );
+        assert_eq!(redact_url("sqlite://eventflow.db"), "sqlite://eventflow.db");
+    }
+
+    #[test]
+    fn postgres_needs_redis() {
+        let postgres = ("DATABASE_URL", "postgresql://localhost/eventflow");
+        let err = Config::from_map(&HashMap::from([postgres])).unwrap_err();
+        assert_eq!(err.name, "REDIS_URL");
+        let config = Config::from_map(&HashMap::from([
+            postgres,
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ]))
+        .unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
     }
 
     #[test]

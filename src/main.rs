@@ -5,7 +5,7 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use eventflow::app::{self, Backends, Role};
-use eventflow::config::Config;
+use eventflow::config::{Config, redact_url};
 use eventflow::observability::logging;
 
 use cli::{Cli, Command, DbAction, WorkerAction};
@@ -44,8 +44,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             action: DbAction::Upgrade,
         } => {
             let backends = Backends::open(&config).await?;
+            let upgraded = backends.upgrade_schema().await;
             backends.close().await;
-            println!("schema of {} is up to date", config.database_url);
+            upgraded?;
+            println!(
+                "schema of {} is up to date",
+                redact_url(&config.database_url)
+            );
             return Ok(());
         }
     };

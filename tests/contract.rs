@@ -1,36 +1,87 @@
 //! The contract every `EventStore` and every `Broker` implementation passes: the same tests,
 //! run against each backend this build has (today the embedded SQLite store and broker).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use eventflow::broker::{Broker, EmbeddedBroker, EntryId, StreamMessage};
+use eventflow::broker::{Broker, EmbeddedBroker, EntryId, RedisBroker, StreamMessage};
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::sqlite::SqliteDb;
-use eventflow::store::{AppendOutcome, EventQuery, EventStore, SqliteStore, TimeRange, TypeFilter};
+use eventflow::store::{
+    AppendOutcome, EventQuery, EventStore, PgStore, SqliteStore, TimeRange, TypeFilter,
+};
 use serde_json::json;
 use tempfile::TempDir;
 
+mod common;
+use common::services;
+
 /// One backend under test; the directory lives as long as it.
 struct Backend {
-    name: &'static str,
+    name: String,
     store: Arc<dyn EventStore>,
     broker: Arc<dyn Broker>,
+    /// Makes stream names unique to this backend instance: tests share one Redis.
+    run: String,
     _dir: TempDir,
 }
 
+impl Backend {
+    /// `name`, made unique to this test.
+    fn stream(&self, name: &str) -> String {
+        format!("{name}:{}", self.run)
+    }
+}
+
+/// The embedded backends, and PostgreSQL and Redis when the test services are configured (paired
+/// with an embedded counterpart when only one of them is).
 async fn backends() -> Vec<Backend> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteDb::open(&format!("sqlite://{}/contract.db", dir.path().display()))
         .await
         .unwrap();
-    vec![Backend {
-        name: "sqlite+embedded",
+    let mut all = vec![Backend {
+        name: "sqlite+embedded".into(),
         store: Arc::new(SqliteStore::new(db.clone())),
-        broker: Arc::new(EmbeddedBroker::new(db)),
+        broker: Arc::new(EmbeddedBroker::new(db.clone())),
+        run: run.clone(),
         _dir: dir,
-    }]
+    }];
+    let postgres = services::postgres_url().await;
+    let redis = services::redis_url().await;
+    if postgres.is_none() && redis.is_none() {
+        return all;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&format!("sqlite://{}/contract.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (store_name, store): (_, Arc<dyn EventStore>) = match postgres {
+        Some(url) => {
+            let store = PgStore::connect_lazy(&url).unwrap();
+            store.migrate().await.unwrap();
+            ("postgres", Arc::new(store))
+        }
+        None => ("sqlite", Arc::new(SqliteStore::new(db.clone()))),
+    };
+    let (broker_name, broker): (_, Arc<dyn Broker>) = match redis {
+        Some(url) => (
+            "redis",
+            Arc::new(RedisBroker::connect_lazy(&url, 100_000).unwrap()),
+        ),
+        None => ("embedded", Arc::new(EmbeddedBroker::new(db))),
+    };
+    all.push(Backend {
+        name: format!("{store_name}+{broker_name}"),
+        store,
+        broker,
+        run,
+        _dir: dir,
+    });
+    all
 }
 
 fn event(event_type: &str, source: &str, id: &str, hour: u32) -> Event {
@@ -307,7 +358,7 @@ async fn store_scans_time_ranges_and_tracks_the_outbox() {
 async fn broker_delivers_each_entry_to_one_group_member_in_order() {
     for backend in backends().await {
         let broker = &backend.broker;
-        let stream = "events:user".to_string();
+        let stream = backend.stream("events:user");
         broker.ensure_group(&stream, "g").await.unwrap();
         broker.ensure_group(&stream, "g").await.unwrap();
         let ids = broker
@@ -428,7 +479,7 @@ async fn broker_delivers_each_entry_to_one_group_member_in_order() {
 async fn broker_claims_idle_entries_and_counts_deliveries() {
     for backend in backends().await {
         let broker = &backend.broker;
-        let stream = "events:system".to_string();
+        let stream = backend.stream("events:system");
         broker.ensure_group(&stream, "g").await.unwrap();
         broker
             .publish(&[message(&stream, "a"), message(&stream, "b")])
@@ -488,7 +539,7 @@ async fn broker_claims_idle_entries_and_counts_deliveries() {
 async fn broker_blocks_until_an_entry_arrives_and_ranges_without_delivering() {
     for backend in backends().await {
         let broker = backend.broker.clone();
-        let stream = "events:business".to_string();
+        let stream = backend.stream("events:business");
         broker.ensure_group(&stream, "g").await.unwrap();
         let reader = {
             let (broker, stream) = (broker.clone(), stream.clone());
@@ -539,5 +590,28 @@ async fn broker_blocks_until_an_entry_arrives_and_ranges_without_delivering() {
             .await;
         assert!(missing.is_err(), "{}: unknown group", backend.name);
         broker.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn store_remembers_processed_events_per_group() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let ids = ["a".to_string(), "b".to_string()];
+        let none = store.processed("g", &ids).await.unwrap();
+        assert!(none.is_empty(), "{}", backend.name);
+        store
+            .record_processed("g", &["a".into(), "a".into()])
+            .await
+            .unwrap();
+        store.record_processed("g", &["a".into()]).await.unwrap();
+        assert_eq!(
+            store.processed("g", &ids).await.unwrap(),
+            HashSet::from(["a".to_string()]),
+            "{}",
+            backend.name
+        );
+        let other = store.processed("other", &ids).await.unwrap();
+        assert!(other.is_empty(), "{}: per group", backend.name);
     }
 }

@@ -2,6 +2,7 @@
 //! XAUTOCLAIM) so that every implementation offers the same at-least-once semantics.
 
 mod embedded;
+mod redis_streams;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use crate::events::Event;
 
 pub use embedded::EmbeddedBroker;
+pub use redis_streams::RedisBroker;
 
 /// Any error from a broker backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

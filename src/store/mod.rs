@@ -1,13 +1,18 @@
 //! The event store: the durable source of truth every event is committed to before it is
 //! acknowledged. [`EventStore`] is the contract; [`SqliteStore`] the embedded implementation.
 
+mod batch;
+mod postgres;
 mod query;
 mod sqlite;
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 
 use crate::events::Event;
 
+pub use postgres::PgStore;
 pub use query::{Cursor, EventPage, EventQuery, TimeRange, TypeFilter};
 pub use sqlite::SqliteStore;
 
@@ -37,12 +42,25 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
-            sqlx::Error::Database(ref db) if crate::sqlite::is_busy(db.as_ref()) => {
+            sqlx::Error::Database(ref db)
+                if crate::sqlite::is_busy(db.as_ref()) || is_transient_pg(db.as_ref()) =>
+            {
                 Self::Unavailable(err)
             }
             _ => Self::Database(err),
         }
     }
+}
+
+/// True for PostgreSQL errors that pass with time: connection failures (SQLSTATE class 08),
+/// a server shutting down or restarting (57P), too many connections or no resources (53).
+fn is_transient_pg(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            let code = pg.code();
+            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+        })
 }
 
 /// What happened to one event handed to [`EventStore::append`].
@@ -90,6 +108,17 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Records that these sequences reached the broker.
     async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError>;
+
+    /// Which of `event_ids` consumer group `group` has processed: an entry delivered again
+    /// (claimed from a dead consumer, or published twice) is then acknowledged without effects.
+    async fn processed(
+        &self,
+        group: &str,
+        event_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError>;
+
+    /// Records that `group` has processed `event_ids`.
+    async fn record_processed(&self, group: &str, event_ids: &[String]) -> Result<(), StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -72,6 +72,20 @@ pub struct EventQuery {
     pub cursor: Option<Cursor>,
 }
 
+impl EventQuery {
+    /// The filters that compare a column for equality, as (column, value) for those set.
+    pub(crate) fn equality_filters(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("source", &self.source),
+            ("stream", &self.stream),
+            ("subject", &self.subject),
+            ("correlation_id", &self.correlation_id),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| Some((column, value.as_deref()?)))
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct EventPage {

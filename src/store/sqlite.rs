@@ -1,16 +1,16 @@
 //! The embedded event store: one table in the shared SQLite file, optionally streaming each
 //! new event to the embedded broker in the same transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
 use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
 use crate::broker::EmbeddedBroker;
 use crate::events::Event;
 use crate::sqlite::SqliteDb;
-use crate::store::Cursor;
 
 /// Rows per INSERT statement: well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
@@ -38,32 +38,6 @@ impl SqliteStore {
             stream: Some(broker),
         }
     }
-}
-
-/// Where an event of a batch ends up: inserted (first occurrence of its id) or a repeat.
-enum Slot {
-    /// The first occurrence of an id: index into the events to insert.
-    First(usize),
-    /// A later occurrence in the same batch, with its source.
-    Repeat(usize, String),
-}
-
-/// Splits a batch into the events to insert (first occurrence of each id) and its slots.
-fn plan(events: Vec<Event>) -> (Vec<Event>, Vec<Slot>) {
-    let mut first_of: HashMap<String, usize> = HashMap::with_capacity(events.len());
-    let mut fresh = Vec::with_capacity(events.len());
-    let mut slots = Vec::with_capacity(events.len());
-    for event in events {
-        match first_of.get(event.id()) {
-            Some(&index) => slots.push(Slot::Repeat(index, event.envelope.source)),
-            None => {
-                first_of.insert(event.id().to_string(), fresh.len());
-                slots.push(Slot::First(fresh.len()));
-                fresh.push(event);
-            }
-        }
-    }
-    (fresh, slots)
 }
 
 /// A multi-row INSERT of `events` with their encoded bodies, skipping ids stored before.
@@ -158,40 +132,6 @@ async fn insert_fresh(
     Ok(stored_before)
 }
 
-/// The outcome of sending an event from `source` again when `stored` holds its id.
-fn repeat_outcome(stored: &Event, source: &str) -> AppendOutcome {
-    if stored.envelope.source == source {
-        AppendOutcome::Duplicate(stored.clone())
-    } else {
-        AppendOutcome::Conflict {
-            existing_source: stored.envelope.source.clone(),
-        }
-    }
-}
-
-/// Decodes a stored row: the JSON body plus the sequence the store assigned.
-pub(crate) fn decode_event(seq: i64, body: &str) -> Result<Event, StoreError> {
-    let mut event: Event = serde_json::from_str(body).map_err(|err| StoreError::Corrupt {
-        id: format!("sequence {seq}"),
-        reason: err.to_string(),
-    })?;
-    event.metadata.sequence = Some(seq);
-    Ok(event)
-}
-
-fn decode_rows(rows: Vec<(i64, String)>) -> Result<Vec<Event>, StoreError> {
-    rows.into_iter()
-        .map(|(seq, body)| decode_event(seq, &body))
-        .collect()
-}
-
-fn encode_event(event: &Event) -> Result<String, StoreError> {
-    serde_json::to_string(event).map_err(|err| StoreError::Corrupt {
-        id: event.id().to_string(),
-        reason: err.to_string(),
-    })
-}
-
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
@@ -214,18 +154,7 @@ impl EventStore for SqliteStore {
         if let Some(broker) = &self.stream {
             broker.wake_readers();
         }
-        Ok(slots
-            .into_iter()
-            .map(|slot| match slot {
-                Slot::First(index) => match stored_before.get(&index) {
-                    Some(stored) => repeat_outcome(stored, &fresh[index].envelope.source),
-                    None => AppendOutcome::Created(fresh[index].clone()),
-                },
-                Slot::Repeat(index, source) => {
-                    repeat_outcome(stored_before.get(&index).unwrap_or(&fresh[index]), &source)
-                }
-            })
-            .collect())
+        Ok(outcomes(slots, &fresh, &stored_before))
     }
 
     fn publishes_on_append(&self) -> bool {
@@ -256,17 +185,10 @@ impl EventStore for SqliteStore {
             }
             Some(TypeFilter::Prefix(_)) | None => {}
         }
-        for (column, value) in [
-            ("source", &query.source),
-            ("stream", &query.stream),
-            ("subject", &query.subject),
-            ("correlation_id", &query.correlation_id),
-        ] {
-            if let Some(value) = value {
-                select
-                    .push(format!(" AND {column} = "))
-                    .push_bind(value.clone());
-            }
+        for (column, value) in query.equality_filters() {
+            select
+                .push(format!(" AND {column} = "))
+                .push_bind(value.to_string());
         }
         if let Some(start) = query.start_time {
             select
@@ -286,17 +208,8 @@ impl EventStore for SqliteStore {
             .push_bind(i64::from(query.limit) + 1)
             .push(" OFFSET ")
             .push_bind(i64::from(query.offset));
-        let rows: Vec<(i64, String)> = select.build_query_as().fetch_all(&self.db.reader).await?;
-        let mut events = decode_rows(rows)?;
-        let has_more = events.len() > query.limit as usize;
-        events.truncate(query.limit as usize);
-        let next_cursor = has_more
-            .then(|| events.last().and_then(|e| e.metadata.sequence).map(Cursor))
-            .flatten();
-        Ok(EventPage {
-            events,
-            next_cursor,
-        })
+        let rows = select.build_query_as().fetch_all(&self.db.reader).await?;
+        page(rows, query.limit)
     }
 
     async fn scan(
@@ -338,6 +251,37 @@ impl EventStore for SqliteStore {
             "UPDATE events SET published = 1 WHERE seq IN (SELECT value FROM json_each(?))",
         )
         .bind(list)
+        .execute(&self.db.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn processed(
+        &self,
+        group: &str,
+        event_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let ids = serde_json::Value::from(event_ids.to_vec()).to_string();
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM processed_events \
+             WHERE consumer_group = ? AND event_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(group)
+        .bind(ids)
+        .fetch_all(&self.db.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn record_processed(&self, group: &str, event_ids: &[String]) -> Result<(), StoreError> {
+        let ids = serde_json::Value::from(event_ids.to_vec()).to_string();
+        sqlx::query(
+            "INSERT OR IGNORE INTO processed_events (consumer_group, event_id, processed_us) \
+             SELECT ?, value, ? FROM json_each(?)",
+        )
+        .bind(group)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .bind(ids)
         .execute(&self.db.writer)
         .await?;
         Ok(())

@@ -25,6 +25,7 @@ use crate::broker::{Broker, BrokerError, Delivery, EntryId};
 use crate::events::Event;
 use crate::observability::metrics;
 use crate::reliability::{RetryConfig, retry};
+use crate::store::EventStore;
 
 pub use dead_letter::DeadLetter;
 pub use handler::{Handler, HandlerError};
@@ -71,6 +72,8 @@ pub struct Worker {
     broker: Arc<dyn Broker>,
     handlers: Arc<[Arc<dyn Handler>]>,
     settings: WorkerSettings,
+    /// Where processed event ids are recorded, so that a redelivered event has no second effect.
+    processed: Option<Arc<dyn EventStore>>,
 }
 
 impl Worker {
@@ -86,7 +89,16 @@ impl Worker {
             broker,
             handlers: handlers.into(),
             settings,
+            processed: None,
         }
+    }
+
+    /// Records in `store` each event the group has processed, and skips the handlers for an event
+    /// delivered again (claimed after a consumer died before acknowledging, or published twice):
+    /// its effects happen once across every worker of the group.
+    pub fn remembering_processed(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.processed = Some(store);
+        self
     }
 
     /// Consumes until `shutdown`, then finishes the events in flight and returns.
@@ -95,7 +107,11 @@ impl Worker {
             return;
         }
         tracing::info!(consumer = %self.settings.consumer, group = %self.settings.group, "worker started");
-        let (acks, acker) = spawn_acker(self.broker.clone(), self.settings.group.clone());
+        let (acks, acker) = spawn_acker(
+            self.broker.clone(),
+            self.processed.clone(),
+            self.settings.group.clone(),
+        );
         let processor = Arc::new(Processor {
             broker: self.broker.clone(),
             handlers: self.handlers.clone(),
@@ -147,6 +163,10 @@ impl Worker {
             let read = match claimed {
                 Ok(claimed) if !claimed.is_empty() => Ok(claimed),
                 Ok(_) => self.read().await,
+                Err(err) => Err(err),
+            };
+            let read = match read {
+                Ok(deliveries) => self.skip_processed(deliveries, &processor, &shutdown).await,
                 Err(err) => Err(err),
             };
             match read {
@@ -214,6 +234,48 @@ impl Worker {
         }
     }
 
+    /// Acknowledges the deliveries whose event the group has processed already and returns the
+    /// rest. While the store cannot tell, waits for it: handling blind could repeat effects.
+    async fn skip_processed(
+        &self,
+        deliveries: Vec<Delivery>,
+        processor: &Processor,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        let Some(store) = self.processed.as_ref().filter(|_| !deliveries.is_empty()) else {
+            return Ok(deliveries);
+        };
+        let ids: Vec<String> = deliveries
+            .iter()
+            .map(|d| d.message.event_id.clone())
+            .collect();
+        let mut pause = Duration::from_millis(100);
+        let done = loop {
+            match store.processed(&self.settings.group, &ids).await {
+                Ok(done) => break done,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot look up processed events");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        // Unsettled entries stay pending and are claimed after a restart.
+                        _ = shutdown.cancelled() => return Ok(Vec::new()),
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let mut fresh = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            if done.contains(&delivery.message.event_id) {
+                tracing::info!(event_id = %delivery.message.event_id, "event processed before; acknowledging without effects");
+                processor.settle(delivery, Settled::Skipped).await;
+            } else {
+                fresh.push(delivery);
+            }
+        }
+        Ok(fresh)
+    }
+
     async fn read(&self) -> Result<Vec<Delivery>, BrokerError> {
         self.broker
             .read_group(
@@ -264,7 +326,7 @@ struct Processor {
     broker: Arc<dyn Broker>,
     handlers: Arc<[Arc<dyn Handler>]>,
     retry: RetryConfig,
-    acks: mpsc::Sender<(String, EntryId)>,
+    acks: mpsc::Sender<Settlement>,
     /// Entries dispatched to a lane and not yet settled.
     in_flight: Mutex<HashSet<EntryId>>,
 }
@@ -330,7 +392,7 @@ impl Processor {
             }
             metrics::event_consumed(&stream, started.elapsed());
             tracing::debug!("event processed");
-            self.ack(delivery).await;
+            self.settle(delivery, Settled::Processed).await;
         }
         .instrument(span)
         .await
@@ -352,7 +414,7 @@ impl Processor {
             Ok(()) => {
                 tracing::error!(event_id = %letter.event_id, error = %letter.error, attempts = letter.attempts, "event dead-lettered");
                 metrics::event_failed(&delivery.message.stream);
-                self.ack(delivery).await;
+                self.settle(delivery, Settled::DeadLettered).await;
             }
             Err(err) => {
                 tracing::error!(event_id = %letter.event_id, error = %err, "dead-lettering failed; the entry stays pending")
@@ -360,34 +422,66 @@ impl Processor {
         }
     }
 
-    async fn ack(&self, delivery: Delivery) {
+    /// Hands a finished delivery to the acker.
+    async fn settle(&self, delivery: Delivery, how: Settled) {
         // The acker outlives every lane; a closed channel only happens if it panicked.
-        let _ = self
-            .acks
-            .send((delivery.message.stream, delivery.entry_id))
-            .await;
+        let _ = self.acks.send(Settlement { delivery, how }).await;
     }
 }
 
-/// Batches acknowledgements: one XACK per stream for whatever has accumulated.
+/// How a delivery was finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Every handler succeeded: record the event as processed, then acknowledge.
+    Processed,
+    /// Moved to the dead-letter stream: acknowledge.
+    DeadLettered,
+    /// Processed before: acknowledge.
+    Skipped,
+}
+
+/// A finished delivery on its way to be acknowledged.
+struct Settlement {
+    delivery: Delivery,
+    how: Settled,
+}
+
+/// Batches acknowledgements: records the processed events, then one XACK per stream for whatever
+/// has accumulated. If the record fails, nothing of the batch is acknowledged: the entries are
+/// claimed again later (at-least-once).
 fn spawn_acker(
     broker: Arc<dyn Broker>,
+    processed: Option<Arc<dyn EventStore>>,
     group: String,
-) -> (mpsc::Sender<(String, EntryId)>, tokio::task::JoinHandle<()>) {
-    let (acks, mut queue) = mpsc::channel::<(String, EntryId)>(4096);
+) -> (mpsc::Sender<Settlement>, tokio::task::JoinHandle<()>) {
+    let (acks, mut queue) = mpsc::channel::<Settlement>(4096);
     let task = tokio::spawn(async move {
         while let Some(first) = queue.recv().await {
             let mut by_stream: BTreeMap<String, Vec<EntryId>> = BTreeMap::new();
+            let mut done_events = Vec::new();
             let mut next = Some(first);
             let mut taken = 0;
-            while let Some((stream, id)) = next {
-                by_stream.entry(stream).or_default().push(id);
+            while let Some(Settlement { delivery, how }) = next {
+                if how == Settled::Processed {
+                    done_events.push(delivery.message.event_id);
+                }
+                by_stream
+                    .entry(delivery.message.stream)
+                    .or_default()
+                    .push(delivery.entry_id);
                 taken += 1;
                 next = if taken < 1000 {
                     queue.try_recv().ok()
                 } else {
                     None
                 };
+            }
+            if let Some(store) = &processed
+                && !done_events.is_empty()
+                && let Err(err) = store.record_processed(&group, &done_events).await
+            {
+                tracing::warn!(error = %err, entries = taken, "cannot record processed events; leaving them pending");
+                continue;
             }
             for (stream, ids) in by_stream {
                 if let Err(err) = broker.ack(&group, &stream, &ids).await {

@@ -1,0 +1,282 @@
+//! The distributed event store: PostgreSQL, shared by every API and worker process.
+//!
+//! A batch is appended in one round trip: the columns travel as arrays, are unnested and inserted
+//! in batch order, and the same statement reports which ids were stored before.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
+use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
+use crate::events::Event;
+
+/// Connections per process: enough for the committer, the outbox and concurrent queries.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a request waits for a connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Inserts the batch (given as arrays, in order), skipping ids stored before, and returns for each
+/// event its new sequence or, when its id was stored before, the stored row.
+const APPEND: &str = "
+WITH batch AS (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+        WITH ORDINALITY
+        AS b(id, source, type, subject, stream, time, correlation_id, partition_key, body, ord)
+), inserted AS (
+    INSERT INTO events (id, source, type, subject, stream, time, correlation_id, partition_key, body)
+    SELECT id, source, type, subject, stream, time, correlation_id, partition_key, body::jsonb
+    FROM batch ORDER BY ord
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, seq
+)
+SELECT inserted.seq, events.seq, events.body::text
+FROM batch
+LEFT JOIN inserted ON inserted.id = batch.id
+LEFT JOIN events ON events.id = batch.id
+ORDER BY batch.ord";
+
+/// [`EventStore`] on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A store on the database at `url` (`postgresql://…`). Connections are made on demand, so
+    /// a process starts while the database is down and recovers by itself when it returns.
+    pub fn connect_lazy(url: &str) -> Result<Self, sqlx::Error> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.application_name("eventflow"));
+        Ok(Self { pool })
+    }
+
+    /// Brings the schema up to date (versioned migrations; a no-op when current).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The batch as one array per column, in the order of [`APPEND`]'s parameters.
+#[derive(Default)]
+struct Columns<'a> {
+    id: Vec<&'a str>,
+    source: Vec<&'a str>,
+    event_type: Vec<&'a str>,
+    subject: Vec<Option<&'a str>>,
+    stream: Vec<&'a str>,
+    time: Vec<DateTime<Utc>>,
+    correlation_id: Vec<&'a str>,
+    partition_key: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(events: &'a [Event]) -> Self {
+        let mut columns = Self::default();
+        for event in events {
+            columns.id.push(event.id());
+            columns.source.push(&event.envelope.source);
+            columns.event_type.push(event.event_type());
+            columns.subject.push(event.envelope.subject.as_deref());
+            columns.stream.push(&event.metadata.stream);
+            columns.time.push(event.envelope.time);
+            columns.correlation_id.push(&event.metadata.correlation_id);
+            columns
+                .partition_key
+                .push(event.metadata.partition_key.as_deref());
+        }
+        columns
+    }
+}
+
+/// `prefix` as a LIKE pattern matching every text that starts with it.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let (mut fresh, slots) = plan(events);
+        let bodies = fresh
+            .iter()
+            .map(encode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let columns = Columns::of(&fresh);
+        let rows: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(APPEND)
+            .bind(&columns.id)
+            .bind(&columns.source)
+            .bind(&columns.event_type)
+            .bind(&columns.subject)
+            .bind(&columns.stream)
+            .bind(&columns.time)
+            .bind(&columns.correlation_id)
+            .bind(&columns.partition_key)
+            .bind(&bodies)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stored_before = HashMap::new();
+        let mut raced = Vec::new();
+        for (index, row) in rows.into_iter().enumerate() {
+            match row {
+                (Some(seq), _, _) => fresh[index].metadata.sequence = Some(seq),
+                (None, Some(seq), Some(body)) => {
+                    stored_before.insert(index, decode_event(seq, &body)?);
+                }
+                // Stored by a concurrent transaction that committed after this statement began.
+                _ => raced.push(index),
+            }
+        }
+        for index in raced {
+            let stored = self
+                .get(fresh[index].id())
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    id: fresh[index].id().to_string(),
+                    reason: "neither inserted nor stored before".into(),
+                })?;
+            stored_before.insert(index, stored);
+        }
+        Ok(outcomes(slots, &fresh, &stored_before))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(seq, body)| decode_event(seq, &body)).transpose()
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let mut select =
+            QueryBuilder::<Postgres>::new("SELECT seq, body::text FROM events WHERE true");
+        match &query.event_type {
+            Some(TypeFilter::Exact(exact)) => {
+                select.push(" AND type = ").push_bind(exact.clone());
+            }
+            Some(TypeFilter::Prefix(prefix)) if !prefix.is_empty() => {
+                select
+                    .push(" AND type LIKE ")
+                    .push_bind(like_prefix(prefix));
+            }
+            Some(TypeFilter::Prefix(_)) | None => {}
+        }
+        for (column, value) in query.equality_filters() {
+            select
+                .push(format!(" AND {column} = "))
+                .push_bind(value.to_string());
+        }
+        if let Some(start) = query.start_time {
+            select.push(" AND time >= ").push_bind(start);
+        }
+        if let Some(end) = query.end_time {
+            select.push(" AND time < ").push_bind(end);
+        }
+        if let Some(cursor) = query.cursor {
+            select.push(" AND seq < ").push_bind(cursor.0);
+        }
+        select
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(query.limit) + 1)
+            .push(" OFFSET ")
+            .push_bind(i64::from(query.offset));
+        let rows = select.build_query_as().fetch_all(&self.pool).await?;
+        page(rows, query.limit)
+    }
+
+    async fn scan(
+        &self,
+        range: &TimeRange,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body::text FROM events \
+             WHERE time >= $1 AND time < $2 AND seq > $3 AND ($4::text IS NULL OR stream = $4) \
+             ORDER BY seq LIMIT $5",
+        )
+        .bind(range.start)
+        .bind(range.end)
+        .bind(after)
+        .bind(&range.stream)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body::text FROM events WHERE NOT published ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_rows(rows)
+    }
+
+    async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE events SET published = true WHERE seq = ANY($1) AND NOT published")
+            .bind(sequences)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn processed(
+        &self,
+        group: &str,
+        event_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM processed_events WHERE consumer_group = $1 AND event_id = ANY($2)",
+        )
+        .bind(group)
+        .bind(event_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn record_processed(&self, group: &str, event_ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO processed_events (consumer_group, event_id) \
+             SELECT $1, id FROM UNNEST($2::text[]) AS id ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(event_ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
