@@ -2,7 +2,6 @@
 //! the crash left behind, and SIGTERM drains in-flight requests and exits 0.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,55 +12,18 @@ use eventflow::sqlite::SqliteDb;
 use eventflow::store::{EventStore, SqliteStore};
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::process::Eventflow;
+use common::services::free_port;
 
-/// A server process that is killed when dropped, so a failing test leaves nothing running.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-/// Starts `eventflow serve` in `dir` and waits until it answers.
-async fn start(dir: &Path, port: u16) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventflow"))
-        .arg("serve")
-        .current_dir(dir)
-        .env_remove("REDIS_URL")
-        .env("DATABASE_URL", "sqlite://eventflow.db")
-        .env("API_HOST", "127.0.0.1")
-        .env("API_PORT", port.to_string())
-        .env("LOG_LEVEL", "warn")
-        // Entries the killed worker left pending are claimed after a second.
-        .env("CLAIM_IDLE_MS", "1000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("eventflow starts");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/health/live"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return Server(child);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().ok();
-    child.wait().ok();
-    panic!("eventflow did not come up on port {port}");
+/// Starts `eventflow serve` on the embedded backends in `dir` and waits until it answers.
+async fn start(dir: &Path, port: u16) -> Eventflow {
+    // Entries the killed worker left pending are claimed after a second.
+    let env = [
+        ("DATABASE_URL", "sqlite://eventflow.db"),
+        ("CLAIM_IDLE_MS", "1000"),
+    ];
+    Eventflow::serve(dir, port, &[], &env).await
 }
 
 /// POSTs events from `connections` tasks until `stop`, collecting the ids acknowledged with 201.
@@ -100,17 +62,6 @@ fn flood(
         .collect()
 }
 
-async fn exit_status(server: &mut Server, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
-
 async fn assert_all_stored(port: u16, ids: &[String]) {
     let client = reqwest::Client::new();
     for id in ids {
@@ -134,8 +85,7 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let tasks = flood(port, 16, stop.clone(), acked.clone());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    server.kill();
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
@@ -180,12 +130,9 @@ async fn no_acknowledged_event_is_lost_to_sigkill_or_sigterm() {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let tasks = flood(port, 16, stop.clone(), acked.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let terminated = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
-    let status = exit_status(&mut server, Duration::from_secs(20))
+    server.signal("TERM");
+    let status = server
+        .exit_status(Duration::from_secs(20))
         .await
         .expect("exits after SIGTERM");
     assert!(status.success(), "graceful shutdown exit status: {status}");
