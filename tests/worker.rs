@@ -14,6 +14,7 @@ use eventflow::broker::{Broker, EmbeddedBroker, StreamMessage};
 use eventflow::events::routing::DEAD_LETTER_STREAM;
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::sqlite::SqliteDb;
+use eventflow::store::{EventStore, SqliteStore};
 use eventflow::worker::{DeadLetter, Handler, HandlerError};
 use serde_json::json;
 
@@ -61,6 +62,9 @@ impl Handler for Flaky {
         Ok(())
     }
 }
+
+/// The workers' consumer group (the default).
+const GROUP: &str = "eventflow-workers";
 
 async fn dead_letters(database_url: &str) -> Vec<DeadLetter> {
     let broker = EmbeddedBroker::new(SqliteDb::open(database_url).await.unwrap());
@@ -164,27 +168,19 @@ async fn a_flaky_handler_succeeds_on_retry_without_a_dead_letter() {
     assert!(dead_letters(&server.database_url).await.is_empty());
 }
 
-#[tokio::test]
-async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
-    // A consumer reads an entry and dies before acknowledging it.
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
-    let broker = EmbeddedBroker::new(SqliteDb::open(&database_url).await.unwrap());
+/// A consumer of the workers' group read `event` from `events:system` and died before
+/// acknowledging it: the entry stays pending in the database at `database_url`.
+async fn abandon_entry(database_url: &str, event: &Event) -> EmbeddedBroker {
+    let broker = EmbeddedBroker::new(SqliteDb::open(database_url).await.unwrap());
     let stream = "events:system".to_string();
+    broker.ensure_group(&stream, GROUP).await.unwrap();
     broker
-        .ensure_group(&stream, "eventflow-workers")
-        .await
-        .unwrap();
-    let event = EventBuilder::new("system.error", "crashy", json!({"message": "boom"}))
-        .build(&StreamRouter::new("events:default"))
-        .unwrap();
-    broker
-        .publish(&[StreamMessage::for_event(&event).unwrap()])
+        .publish(&[StreamMessage::for_event(event).unwrap()])
         .await
         .unwrap();
     let taken = broker
         .read_group(
-            "eventflow-workers",
+            GROUP,
             "doomed-consumer",
             std::slice::from_ref(&stream),
             10,
@@ -193,10 +189,21 @@ async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(
-        broker.pending("eventflow-workers", &stream).await.unwrap(),
-        1
-    );
+    assert_eq!(broker.pending(GROUP, &stream).await.unwrap(), 1);
+    broker
+}
+
+fn system_error() -> Event {
+    EventBuilder::new("system.error", "crashy", json!({"message": "boom"}))
+        .build(&StreamRouter::new("events:default"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
+    let broker = abandon_entry(&database_url, &system_error()).await;
 
     // A live worker on the same group claims it once it has been idle long enough.
     let recorder = Arc::new(Recorder::default());
@@ -213,7 +220,51 @@ async fn entries_abandoned_by_a_dead_consumer_are_claimed() {
     );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            broker.pending("eventflow-workers", &stream).await.unwrap() == 0
+            broker.pending(GROUP, "events:system").await.unwrap() == 0
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn an_event_delivered_again_has_its_effects_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
+    let event = system_error();
+    // The dead consumer had processed the event and recorded it, but not acknowledged it; the
+    // event was also published a second time (as an outbox retry may).
+    let broker = abandon_entry(&database_url, &event).await;
+    let store = SqliteStore::new(SqliteDb::open(&database_url).await.unwrap());
+    store
+        .record_processed(GROUP, &[event.id().to_string()])
+        .await
+        .unwrap();
+    broker
+        .publish(&[StreamMessage::for_event(&event).unwrap()])
+        .await
+        .unwrap();
+
+    let recorder = Arc::new(Recorder::default());
+    let server = TestServer::start_with(
+        &[("CLAIM_IDLE_MS", "200"), ("DATABASE_URL", &database_url)],
+        vec![recorder.clone()],
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            broker.pending(GROUP, "events:system").await.unwrap() == 0
+                && broker.lag(GROUP, "events:system").await.unwrap() == 0
+        })
+        .await,
+        "both deliveries are acknowledged"
+    );
+    assert!(recorder.seen.lock().unwrap().is_empty(), "no second effect");
+
+    // The worker is live: a new event is handled.
+    server.post_json("/api/v1/events", &user_created("u")).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            recorder.seen.lock().unwrap().len() == 1
         })
         .await
     );
