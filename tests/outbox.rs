@@ -1,6 +1,7 @@
 //! The producer's outbox with a store and a broker that commit separately (as PostgreSQL and
 //! Redis do): events reach the broker after the commit, and events a crash left unpublished
-//! are relayed, oldest first, when the producer starts.
+//! are relayed, oldest first, when the producer starts or, for another process's leftovers,
+//! when the periodic sweep finds them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,4 +80,47 @@ async fn committed_events_are_published_and_a_crash_backlog_is_relayed_in_order(
         producer.send(vec![page_view(99)]).await.is_err(),
         "closed after shutdown"
     );
+}
+
+#[tokio::test]
+async fn events_another_process_left_unpublished_are_swept_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SqliteDb::open(&format!("sqlite://{}/outbox.db", dir.path().display()))
+        .await
+        .unwrap();
+    let store = Arc::new(SqliteStore::new(db.clone()));
+    let broker = Arc::new(EmbeddedBroker::new(db));
+    let shutdown = CancellationToken::new();
+    let (producer, tasks) =
+        Producer::spawn(store.clone(), broker.clone(), settings(), shutdown.clone());
+    producer.send(vec![page_view(0)]).await.unwrap();
+    for _ in 0..100 {
+        if store.unpublished(1).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stream_event_ids(&broker).await.len(), 1);
+
+    // Meanwhile another API process on the same store committed an event a while ago and died
+    // before publishing it.
+    let mut orphan = page_view(1);
+    orphan.metadata.received_at = chrono::Utc::now() - chrono::Duration::seconds(60);
+    store.append(vec![orphan.clone()]).await.unwrap();
+
+    let mut published = Vec::new();
+    for _ in 0..150 {
+        published = stream_event_ids(&broker).await;
+        if published.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        published.contains(&orphan.id().to_string()),
+        "{published:?}"
+    );
+    assert!(store.unpublished(10).await.unwrap().is_empty());
+    shutdown.cancel();
+    tasks.finished().await;
 }

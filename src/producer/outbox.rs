@@ -1,12 +1,16 @@
 //! The publisher: hands committed events to the broker in store order. When the broker fails,
 //! or the publisher falls behind, it switches to the outbox: events the store holds as
-//! unpublished, oldest first, until none are left.
+//! unpublished, oldest first, until none are left. It also looks at the outbox now and then, so
+//! that events another process committed and did not live to publish are published too.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, StreamMessage};
@@ -18,6 +22,12 @@ use crate::store::EventStore;
 const RELAY_CHUNK: u32 = 1000;
 /// First and longest pause after a failed round.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// How often the outbox is checked for events left behind, and how old the oldest must be to
+/// count as left behind rather than on its way.
+const SWEEP: Duration = Duration::from_secs(10);
+/// Sequences remembered as relayed; beyond this a queued event may be published twice (which
+/// idempotent processing absorbs), never skipped.
+const RELAYED_MEMORY: usize = 100_000;
 
 /// Publishes committed events; see the module documentation.
 pub(super) struct Outbox {
@@ -54,17 +64,23 @@ impl Outbox {
         shutdown: CancellationToken,
     ) {
         let mut pause = BACKOFF.0;
-        // Highest sequence the relay published: queued batches up to it went out already.
-        let mut relayed_up_to = 0;
+        // Sequences the relay published: queued batches may still hold some of them.
+        let mut relayed: HashSet<i64> = HashSet::new();
+        let mut next_sweep = Instant::now() + SWEEP;
         loop {
             if self.backlog.load(Ordering::Acquire) {
                 // Everything queued now was committed before this point, so the relay's next read
                 // of the store covers it; batches queued later are newer and wait in the queue.
                 while committed.try_recv().is_ok() {}
                 match self.relay_once().await {
-                    Ok(None) => self.backlog.store(false, Ordering::Release),
-                    Ok(Some(up_to)) => {
-                        relayed_up_to = up_to;
+                    Ok(sequences) if sequences.is_empty() => {
+                        self.backlog.store(false, Ordering::Release)
+                    }
+                    Ok(sequences) => {
+                        if relayed.len() > RELAYED_MEMORY {
+                            relayed.clear();
+                        }
+                        relayed.extend(sequences);
                         pause = BACKOFF.0;
                     }
                     Err(err) => {
@@ -84,7 +100,18 @@ impl Outbox {
                 }
                 continue;
             }
-            let Some(mut events) = committed.recv().await else {
+            let received = tokio::select! {
+                received = committed.recv() => received,
+                _ = tokio::time::sleep_until(next_sweep) => {
+                    next_sweep = Instant::now() + SWEEP;
+                    if self.left_behind().await {
+                        tracing::warn!("found events left unpublished; relaying them");
+                        self.backlog.store(true, Ordering::Release);
+                    }
+                    continue;
+                }
+            };
+            let Some(mut events) = received else {
                 return;
             };
             // Whatever else is queued goes out in the same publish.
@@ -97,13 +124,11 @@ impl Outbox {
             if self.backlog.load(Ordering::Acquire) {
                 continue;
             }
-            // Sequences follow commit order, so a queued event at or below the relay's mark was
-            // in one of its reads.
             events.retain(|event| {
                 event
                     .metadata
                     .sequence
-                    .is_some_and(|seq| seq > relayed_up_to)
+                    .is_some_and(|seq| !relayed.contains(&seq))
             });
             if events.is_empty() {
                 continue;
@@ -115,16 +140,31 @@ impl Outbox {
         }
     }
 
-    /// Publishes the oldest unpublished events; returns the highest sequence published, or
-    /// `None` when the outbox is empty.
-    async fn relay_once(&self) -> Result<Option<i64>, PublishError> {
+    /// Publishes the oldest unpublished events; returns their sequences (none when the outbox
+    /// is empty).
+    async fn relay_once(&self) -> Result<Vec<i64>, PublishError> {
         let events = self.store.unpublished(RELAY_CHUNK).await?;
         if events.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.publish(&events).await?;
         tracing::info!(events = events.len(), "outbox relayed events");
-        Ok(events.iter().filter_map(|e| e.metadata.sequence).max())
+        Ok(events.iter().filter_map(|e| e.metadata.sequence).collect())
+    }
+
+    /// True when the oldest unpublished event was received longer than [`SWEEP`] ago: a process
+    /// (this one or another) committed it and did not publish it.
+    async fn left_behind(&self) -> bool {
+        match self.store.unpublished(1).await {
+            Ok(oldest) => oldest.first().is_some_and(|event| {
+                Utc::now() - event.metadata.received_at
+                    > chrono::Duration::from_std(SWEEP).unwrap_or_default()
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot check the outbox");
+                false
+            }
+        }
     }
 
     async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
