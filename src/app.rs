@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiContext};
+use crate::api::{self, ApiContext, Probes};
 use crate::broker::{Broker, BrokerError, EmbeddedBroker, RedisBroker};
 use crate::config::{Config, is_postgres_url, redact_url};
 use crate::events::StreamRouter;
@@ -213,8 +213,8 @@ fn is_unreachable(error: &sqlx::Error) -> bool {
 
 /// A started EventFlow process.
 pub struct Running {
-    /// Where the API listens, when this process runs one.
-    pub addr: Option<SocketAddr>,
+    /// Where the HTTP server listens: the API, or a worker process's probes and metrics.
+    pub addr: SocketAddr,
     /// The producer behind the API, for in-process producers (when this process runs the API).
     pub producer: Option<Producer>,
     shutdown: CancellationToken,
@@ -258,11 +258,18 @@ pub async fn start(
     let producer_stop = CancellationToken::new();
     let router = StreamRouter::new(config.default_stream.clone());
 
-    let mut addr = None;
-    let mut api_task = None;
+    let probes = Probes {
+        app_name: config.app_name.clone(),
+        app_env: config.app_env,
+        store: backends.store.clone(),
+        broker: backends.broker.clone(),
+        metrics: metrics::install(),
+        runs_worker: role.worker,
+    };
     let mut producer_tasks = None;
     let mut shared_producer = None;
-    if role.api {
+    // An API process serves the API; a worker process its health probes and metrics.
+    let app = if role.api {
         let (producer, tasks) = Producer::spawn(
             backends.store.clone(),
             backends.broker.clone(),
@@ -275,37 +282,32 @@ pub async fn start(
         producer_tasks = Some(tasks);
         shared_producer = Some(producer.clone());
         let ctx = ApiContext {
-            app_name: config.app_name.clone(),
-            app_env: config.app_env,
             producer,
             store: backends.store.clone(),
-            broker: backends.broker.clone(),
             router: router.clone(),
-            metrics: metrics::install(),
             max_batch_events: config.max_batch_events,
-            runs_worker: role.worker,
         };
-        let app = api::router(ctx, config.max_body_bytes);
-        let listen = config.listen_addr();
-        let listener = tokio::net::TcpListener::bind(listen)
+        api::router(ctx, probes, config.max_body_bytes)
+    } else {
+        api::probe_router(probes)
+    };
+    let listen = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(AppError::Serve)?;
+    tracing::info!(%addr, api = role.api, "listening");
+    let stop = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
             .await
-            .map_err(|source| AppError::Bind {
-                addr: listen,
-                source,
-            })?;
-        let local = listener.local_addr().map_err(AppError::Serve)?;
-        addr = Some(local);
-        tracing::info!(addr = %local, "API listening");
-        let stop = shutdown.clone();
-        api_task = Some(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }));
-    }
+    });
 
     let worker_task = role.worker.then(|| {
-        metrics::install();
         let settings = WorkerSettings {
             group: config.consumer_group.clone(),
             consumer: consumer_name(),
@@ -327,16 +329,13 @@ pub async fn start(
     });
 
     let task = tokio::spawn(async move {
-        let mut result = Ok(());
-        if let Some(api) = api_task {
-            result = match api.await {
-                Ok(served) => served.map_err(AppError::Serve),
-                Err(source) => Err(AppError::Panicked {
-                    part: "the API",
-                    source,
-                }),
-            };
-        }
+        let mut result = match http_task.await {
+            Ok(served) => served.map_err(AppError::Serve),
+            Err(source) => Err(AppError::Panicked {
+                part: "the HTTP server",
+                source,
+            }),
+        };
         producer_stop.cancel();
         if let Some(tasks) = producer_tasks {
             tasks.finished().await;

@@ -54,7 +54,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "API_PORT",
         default: "8000",
-        description: "Port the HTTP API listens on",
+        description: "Port the HTTP API listens on (a worker process: its health probes and metrics)",
     },
     Setting {
         name: "DATABASE_URL",

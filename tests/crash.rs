@@ -23,7 +23,7 @@ async fn start(dir: &Path, port: u16) -> Eventflow {
         ("DATABASE_URL", "sqlite://eventflow.db"),
         ("CLAIM_IDLE_MS", "1000"),
     ];
-    Eventflow::serve(dir, port, &[], &env).await
+    Eventflow::start(dir, port, &["serve"], &env).await
 }
 
 /// POSTs events from `connections` tasks until `stop`, collecting the ids acknowledged with 201.

@@ -180,8 +180,22 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
         ("DATABASE_URL", postgres.as_str()),
         ("REDIS_URL", redis_url.as_str()),
     ];
-    let _api = Eventflow::serve(dir.path(), port, &["--no-worker"], &env).await;
+    let _api = Eventflow::start(dir.path(), port, &["serve", "--no-worker"], &env).await;
+    let worker_port = free_port();
+    let _worker = Eventflow::start(dir.path(), worker_port, &["worker", "start"], &env).await;
     let client = reqwest::Client::new();
+    let readiness = |port: u16| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("http://127.0.0.1:{port}/health/ready"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
     let mut ids = HashSet::new();
     for n in 0..20 {
         ids.insert(post_created(&client, port, &format!("before-{n}")).await);
@@ -191,16 +205,15 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
     for n in 0..20 {
         ids.insert(post_created(&client, port, &format!("during-{n}")).await);
     }
-    let ready: Value = client
-        .get(format!("http://127.0.0.1:{port}/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, ready) = readiness(port).await;
+    assert_eq!(status, 200, "the API stays ready: {ready}");
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["broker"]["status"], "down", "{ready}");
+    let (status, ready) = readiness(worker_port).await;
+    assert_eq!(
+        status, 503,
+        "a worker without its broker is not ready: {ready}"
+    );
 
     redis.restart().await;
     let published = eventually(Duration::from_secs(30), || async {
@@ -212,13 +225,14 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
         "every stored event reaches the stream once Redis is back"
     );
 
-    let _worker = Eventflow::spawn(dir.path(), &["worker", "start"], &env);
+    // The worker reconnects by itself.
     let drained = eventually(Duration::from_secs(30), || async {
         group_backlog(&redis_url, "events:user").await == Some((0, 0))
             && processed_count(&postgres).await == ids.len() as i64
     })
     .await;
     assert!(drained, "the worker processes every event");
+    assert_eq!(readiness(worker_port).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +248,7 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
         ("REDIS_URL", redis_url.as_str()),
         ("CLAIM_IDLE_MS", "1000"),
     ];
-    let _api = Eventflow::serve(dir.path(), port, &["--no-worker"], &env).await;
+    let _api = Eventflow::start(dir.path(), port, &["serve", "--no-worker"], &env).await;
     let mut doomed = Eventflow::spawn(dir.path(), &["worker", "start"], &env);
     let _survivors = [
         Eventflow::spawn(dir.path(), &["worker", "start"], &env),

@@ -11,10 +11,28 @@ use serde::Serialize;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
-use super::ApiContext;
+use crate::broker::Broker;
+use crate::config::AppEnv;
+use crate::store::EventStore;
 
 /// Longest a dependency check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the probes look at.
+pub struct Probes {
+    /// APP_NAME, for /health.
+    pub app_name: String,
+    /// APP_ENV, for /health.
+    pub app_env: AppEnv,
+    /// Checked by readiness.
+    pub store: Arc<dyn EventStore>,
+    /// Checked by readiness.
+    pub broker: Arc<dyn Broker>,
+    /// Renders /metrics.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Whether this process runs a worker: readiness then needs the broker too.
+    pub runs_worker: bool,
+}
 
 /// The process's basic facts.
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,7 +49,7 @@ pub struct Health {
 
 /// Basic health: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
-pub async fn health(State(ctx): State<Arc<ApiContext>>) -> Json<Health> {
+pub async fn health(State(ctx): State<Arc<Probes>>) -> Json<Health> {
     Json(Health {
         status: "ok",
         service: ctx.app_name.clone(),
@@ -42,7 +60,7 @@ pub async fn health(State(ctx): State<Arc<ApiContext>>) -> Json<Health> {
 
 /// Liveness: the process is up and serving.
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
-pub async fn live(state: State<Arc<ApiContext>>) -> Json<Health> {
+pub async fn live(state: State<Arc<Probes>>) -> Json<Health> {
     health(state).await
 }
 
@@ -77,12 +95,13 @@ pub struct Readiness {
         (status = 503, description = "A required dependency is down", body = Readiness),
     )
 )]
-pub async fn ready(State(ctx): State<Arc<ApiContext>>) -> impl IntoResponse {
+pub async fn ready(State(ctx): State<Arc<Probes>>) -> impl IntoResponse {
     let store = check(async { ctx.store.ping().await.map_err(|e| e.to_string()) }).await;
     let broker = check(async { ctx.broker.ping().await.map_err(|e| e.to_string()) }).await;
     let store_up = store.error.is_none();
     let broker_up = broker.error.is_none();
-    // The API needs the store (the outbox covers a broker outage); a worker needs both.
+    // The API needs the store (the outbox covers a broker outage); a worker needs both (the
+    // store holds what the group has processed).
     let status = match (store_up, broker_up) {
         (true, true) => "ready",
         (true, false) if !ctx.runs_worker => "degraded",
@@ -117,7 +136,7 @@ async fn check(probe: impl Future<Output = Result<(), String>>) -> Component {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(ctx): State<Arc<ApiContext>>) -> impl IntoResponse {
+pub async fn metrics(State(ctx): State<Arc<Probes>>) -> impl IntoResponse {
     ctx.metrics.run_upkeep();
     (
         [(

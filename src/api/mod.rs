@@ -13,42 +13,31 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::broker::Broker;
 use crate::events::StreamRouter;
 use crate::producer::Producer;
 use crate::store::EventStore;
 use problem::{ApiError, PROBLEM_JSON};
 
+pub use health::Probes;
 pub use openapi::ApiDoc;
 
-/// What request handlers share.
+/// What the event endpoints share.
 pub struct ApiContext {
-    /// APP_NAME, for /health.
-    pub app_name: String,
-    /// APP_ENV, for /health.
-    pub app_env: crate::config::AppEnv,
     /// Commits events.
     pub producer: Producer,
     /// Answers queries.
     pub store: Arc<dyn EventStore>,
-    /// Checked by readiness.
-    pub broker: Arc<dyn Broker>,
     /// Routes event types to streams.
     pub router: StreamRouter,
-    /// Renders /metrics.
-    pub metrics: PrometheusHandle,
     /// MAX_BATCH_EVENTS.
     pub max_batch_events: usize,
-    /// Whether this process also runs a worker (readiness then needs the broker).
-    pub runs_worker: bool,
 }
 
-/// The complete router: API, health, metrics, OpenAPI document and docs page.
-pub fn router(ctx: ApiContext, max_body_bytes: usize) -> Router {
+/// The complete router of an API process: API, health, metrics, OpenAPI document and docs page.
+pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route(
             "/api/v1/events",
@@ -56,14 +45,33 @@ pub fn router(ctx: ApiContext, max_body_bytes: usize) -> Router {
         )
         .route("/api/v1/events/batch", post(events::create_batch))
         .route("/api/v1/events/{event_id}", get(events::get_event))
+        .with_state(Arc::new(ctx));
+    let app = Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(api)
+        .merge(probe_routes(probes))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    with_problems_and_correlation(app)
+}
+
+/// The router of a worker process: health probes and metrics.
+pub fn probe_router(probes: Probes) -> Router {
+    with_problems_and_correlation(probe_routes(probes))
+}
+
+/// Health, readiness and metrics.
+fn probe_routes(probes: Probes) -> Router {
+    Router::new()
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .with_state(Arc::new(ctx));
-    Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
-        .merge(api)
+        .with_state(Arc::new(probes))
+}
+
+/// What every response gets: problem+json for unknown paths and methods, and a correlation id.
+fn with_problems_and_correlation(router: Router) -> Router {
+    router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -73,6 +81,5 @@ pub fn router(ctx: ApiContext, max_body_bytes: usize) -> Router {
             )
                 .into_response()
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(correlation::correlate))
 }

@@ -52,7 +52,7 @@ impl TestServer {
         )
         .await
         .expect("EventFlow starts");
-        let addr = running.addr.expect("API address");
+        let addr = running.addr;
         Self {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),

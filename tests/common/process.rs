@@ -13,7 +13,7 @@ pub struct Eventflow {
 
 impl Eventflow {
     /// Runs `eventflow ARGS` in `dir` with `env` on top of a clean EventFlow environment
-    /// (warnings only in the logs, which go to the test's stderr).
+    /// (warnings only in the logs, which go to the test's stderr; HTTP on a free port).
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_eventflow"));
         command
@@ -22,6 +22,9 @@ impl Eventflow {
             .env_remove("REDIS_URL")
             .env_remove("DATABASE_URL")
             .env("LOG_LEVEL", "warn")
+            // A free port unless the caller names one.
+            .env("API_HOST", "127.0.0.1")
+            .env("API_PORT", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (name, value) in env {
@@ -32,14 +35,13 @@ impl Eventflow {
         }
     }
 
-    /// Runs `eventflow serve ARGS` on `port` and waits until it answers.
-    pub async fn serve(dir: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// Runs `eventflow ARGS` with its HTTP port (the API, or a worker's probes) on `port` and
+    /// waits until it answers.
+    pub async fn start(dir: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port_text = port.to_string();
-        let mut all_env = vec![("API_HOST", "127.0.0.1"), ("API_PORT", port_text.as_str())];
+        let mut all_env = vec![("API_PORT", port_text.as_str())];
         all_env.extend_from_slice(env);
-        let mut all_args = vec!["serve"];
-        all_args.extend_from_slice(args);
-        let mut server = Self::spawn(dir, &all_args, &all_env);
+        let mut server = Self::spawn(dir, args, &all_env);
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if client
