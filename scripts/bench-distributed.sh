@@ -21,6 +21,10 @@ bin="$CARGO_TARGET_DIR/release/eventflow"
 cargo build --release --quiet
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database" -c "CREATE DATABASE $database"
 redis-cli -n "$redis_db" FLUSHDB >/dev/null
+if [ -n "${BENCH_AUTO_EXPLAIN:-}" ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "ALTER DATABASE $database SET session_preload_libraries = 'auto_explain'" \
+        -c "ALTER DATABASE $database SET auto_explain.log_min_duration = '20ms'"
+fi
 "$bin" db upgrade >/dev/null
 
 pids=()
@@ -43,7 +47,7 @@ wrk -t2 -c16 -d"${duration}s" --latency -s scripts/wrk/post_batch.lua "http://12
 
 # Wait until the outbox has published everything stored.
 for _ in $(seq 600); do
-    left=$(psql -h 127.0.0.1 -U postgres -d "$database" -tAc "SELECT count(*) FROM events WHERE NOT published")
+    left=$(psql -h 127.0.0.1 -U postgres -d "$database" -tAc "SELECT count(*) FROM outbox")
     [ "$left" = 0 ] && break
     sleep 0.5
 done
@@ -53,7 +57,7 @@ echo "stored: $stored events; on events:user: $backlog entries (STREAM_MAX_LEN t
 
 # Drains the stream with N workers of a fresh consumer group; prints the rate.
 drain() {
-    local workers=$1 group="bench-$1" started finished lag pending
+    local workers=$1 group="bench-$1" started finished lag pending ticks=0
     started=$(date +%s.%N)
     local worker_pids=()
     for n in $(seq "$workers"); do
@@ -68,6 +72,8 @@ drain() {
                                  group == g && prev == "pending" {pending = $0} {prev = $0}
                                  END {print lag, pending}')
         [ "${lag:-1}" = 0 ] && [ "${pending:-1}" = 0 ] && break
+        ticks=$((ticks + 1))
+        [ $((ticks % 25)) = 0 ] && echo "   ... lag ${lag:-?}, pending ${pending:-?} after $((ticks / 5)) s"
     done
     finished=$(date +%s.%N)
     kill "${worker_pids[@]}"

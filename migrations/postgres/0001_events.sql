@@ -9,18 +9,23 @@ CREATE TABLE events (
     time           TIMESTAMPTZ NOT NULL,
     correlation_id TEXT        NOT NULL,
     partition_key  TEXT,
-    published      BOOLEAN     NOT NULL DEFAULT false,
     body           JSONB       NOT NULL
 );
 
 -- Listings are newest first (seq DESC) under each filter; `text_pattern_ops` serves `order.*`.
+-- A stream filter walks the primary key backwards: there are only a handful of streams, and an
+-- index on them would cost every insert more than it saves.
 CREATE INDEX events_type ON events (type text_pattern_ops, seq);
 CREATE INDEX events_source ON events (source, seq);
-CREATE INDEX events_stream ON events (stream, seq);
 CREATE INDEX events_correlation ON events (correlation_id, seq);
 CREATE INDEX events_time ON events (time);
--- The outbox: events stored but not yet handed to the broker.
-CREATE INDEX events_unpublished ON events (seq) WHERE NOT published;
+
+-- The outbox: sequences of events stored but not yet handed to the broker. A narrow table of its
+-- own, filled by the statement that stores the events: publishing deletes a small row instead of
+-- updating a wide one in every index.
+CREATE TABLE outbox (
+    seq BIGINT PRIMARY KEY
+);
 
 -- Idempotent processing: which events each consumer group has handled, by event id.
 CREATE TABLE processed_events (

@@ -13,7 +13,7 @@ use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply,
     StreamRangeReply, StreamReadReply,
 };
-use redis::{Client, RedisError, Value};
+use redis::{Client, RedisError};
 use tokio::sync::Mutex;
 
 use super::{Broker, BrokerError, Delivery, EntryId, StreamMessage};
@@ -25,8 +25,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reconnect attempts per command, with exponential backoff from 100 ms up to one second; the
 /// callers (outbox, worker) back off further on their own.
 const RECONNECT_RETRIES: usize = 2;
-/// Most entries counted when Redis cannot report a group's lag itself.
-const LAG_COUNT_BOUND: usize = 100_000;
 
 /// Entry fields, as written by `publish`.
 const EVENT_ID: &str = "event_id";
@@ -347,19 +345,14 @@ impl Broker for RedisBroker {
         let info = group_info(&self.commands, group, stream).await?;
         match info.lag {
             Some(lag) => Ok(lag as u64),
-            // Redis cannot tell after some deletions: count the entries after the last delivered
-            // one, up to a bound.
+            // Redis cannot tell after some deletions: the entries delivered so far, when it
+            // knows them, or else the stream's length, an upper bound (counting would transfer
+            // every entry).
             None => {
-                let after: Vec<Value> = redis::cmd("XRANGE")
-                    .arg(stream)
-                    .arg(format!("({}", info.last_delivered_id))
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(LAG_COUNT_BOUND)
-                    .query_async(&mut self.commands.clone())
-                    .await
-                    .map_err(|err| broker_error(err, stream, group))?;
-                Ok(after.len() as u64)
+                let length = self.stream_len(stream).await?;
+                Ok(info
+                    .entries_read
+                    .map_or(length, |read| length.saturating_sub(read as u64)))
             }
         }
     }

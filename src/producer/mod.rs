@@ -2,7 +2,10 @@
 //!
 //! Every request task shares one cloneable [`Producer`] (the original's "producer pool"). Events
 //! submitted while a commit is running are committed together in the next transaction, so the
-//! store sees few large transactions under load and a lone event is committed at once.
+//! store sees few large transactions under load and a lone event is committed at once. A store
+//! that takes several appends at once (PostgreSQL) gets that many commits in flight; committed
+//! batches are handed to the broker in the order they were formed, so a stream keeps the order
+//! in which events were submitted.
 
 mod outbox;
 
@@ -10,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -139,6 +144,7 @@ impl Producer {
 }
 
 /// Collects submissions into batches and commits them.
+#[derive(Clone)]
 struct Committer {
     store: Arc<dyn EventStore>,
     settings: ProducerSettings,
@@ -148,25 +154,32 @@ struct Committer {
 
 impl Committer {
     async fn run(self, mut queue: mpsc::Receiver<Submission>, shutdown: CancellationToken) {
+        let max_in_flight = self.store.concurrent_appends().max(1);
+        // Commits run as tasks of their own; their results are taken in the order they started.
+        let mut in_flight = FuturesOrdered::new();
         let mut closing = false;
-        loop {
-            let first = if closing {
-                queue.recv().await
-            } else {
-                tokio::select! {
-                    biased;
-                    submission = queue.recv() => submission,
-                    _ = shutdown.cancelled() => {
-                        // Refuse new submissions, then drain what is queued.
-                        queue.close();
-                        closing = true;
+        let mut drained = false;
+        while !(drained && in_flight.is_empty()) {
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.next() => match done {
+                    Ok(created) => self.hand_off(created),
+                    Err(err) => tracing::error!(error = %err, "commit task failed"),
+                },
+                submission = queue.recv(), if !drained && in_flight.len() < max_in_flight => {
+                    let Some(first) = submission else {
+                        drained = true;
                         continue;
-                    }
+                    };
+                    let batch = self.collect(first, &mut queue).await;
+                    in_flight.push_back(tokio::spawn(self.clone().commit(batch)));
                 }
-            };
-            let Some(first) = first else { break };
-            let batch = self.collect(first, &mut queue).await;
-            self.commit(batch).await;
+                // Refuse new submissions, then drain what is queued.
+                _ = shutdown.cancelled(), if !closing => {
+                    queue.close();
+                    closing = true;
+                }
+            }
         }
     }
 
@@ -200,7 +213,9 @@ impl Committer {
         batch
     }
 
-    async fn commit(&self, mut batch: Vec<Submission>) {
+    /// Commits a batch, answers its callers, and returns the newly created events that still
+    /// have to reach the broker.
+    async fn commit(self, mut batch: Vec<Submission>) -> Vec<Event> {
         let sizes: Vec<usize> = batch.iter().map(|s| s.events.len()).collect();
         let events: Vec<Event> = batch.iter_mut().flat_map(|s| s.events.drain(..)).collect();
         let started = Instant::now();
@@ -212,11 +227,12 @@ impl Committer {
                     AppendOutcome::Created(event) => Some(event),
                     _ => None,
                 });
-                if self.store.publishes_on_append() {
+                let unpublished = if self.store.publishes_on_append() {
                     metrics::events_published(created.map(|e| e.metadata.stream.as_str()));
+                    Vec::new()
                 } else {
-                    self.hand_off(created.cloned().collect());
-                }
+                    created.cloned().collect()
+                };
                 let mut outcomes = outcomes.into_iter();
                 for (submission, size) in batch.into_iter().zip(sizes) {
                     let part: Vec<AppendOutcome> = outcomes.by_ref().take(size).collect();
@@ -225,6 +241,7 @@ impl Committer {
                         let _ = reply.send(Ok(part));
                     }
                 }
+                unpublished
             }
             Err(err) => {
                 tracing::error!(error = %err, "group commit failed");
@@ -239,6 +256,7 @@ impl Committer {
                         }
                     }
                 }
+                Vec::new()
             }
         }
     }

@@ -89,6 +89,12 @@ pub trait EventStore: Send + Sync + 'static {
         false
     }
 
+    /// How many appends are worth running at once: more only helps a database that commits
+    /// concurrent transactions in parallel.
+    fn concurrent_appends(&self) -> usize {
+        1
+    }
+
     /// The event with this id, if stored.
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError>;
 

@@ -17,11 +17,18 @@ use crate::events::Event;
 
 /// Connections per process: enough for the committer, the outbox and concurrent queries.
 const MAX_CONNECTIONS: u32 = 16;
+/// Appends in flight at once: while one waits for its commit to be flushed, the next executes.
+const CONCURRENT_APPENDS: usize = 2;
 /// How long a request waits for a connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Inserts the batch (given as arrays, in order), skipping ids stored before, and returns for each
-/// event its new sequence or, when its id was stored before, the stored row.
+/// Inserts the batch (given as arrays, in order), skipping ids stored before, queues the new events
+/// in the outbox, and returns for each event its new sequence or, when its id was stored before,
+/// the stored row.
+///
+/// Lookups by key are written as `LATERAL (… LIMIT 1)` probes here and below: the planner cannot
+/// turn them into a join that scans the table, which a cached plan made while the table was
+/// small would otherwise keep doing as it grows.
 const APPEND: &str = "
 WITH batch AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -34,11 +41,15 @@ WITH batch AS (
     FROM batch ORDER BY ord
     ON CONFLICT (id) DO NOTHING
     RETURNING id, seq
+), queued AS (
+    INSERT INTO outbox (seq) SELECT seq FROM inserted
 )
-SELECT inserted.seq, events.seq, events.body::text
+SELECT inserted.seq, stored.seq, stored.body
 FROM batch
 LEFT JOIN inserted ON inserted.id = batch.id
-LEFT JOIN events ON events.id = batch.id
+LEFT JOIN LATERAL (
+    SELECT seq, body::text FROM events WHERE events.id = batch.id AND inserted.seq IS NULL LIMIT 1
+) AS stored ON true
 ORDER BY batch.ord";
 
 /// [`EventStore`] on PostgreSQL.
@@ -163,6 +174,10 @@ impl EventStore for PgStore {
         Ok(outcomes(slots, &fresh, &stored_before))
     }
 
+    fn concurrent_appends(&self) -> usize {
+        CONCURRENT_APPENDS
+    }
+
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
         let row: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
@@ -232,7 +247,9 @@ impl EventStore for PgStore {
 
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body::text FROM events WHERE NOT published ORDER BY seq LIMIT $1",
+            "SELECT queued.seq, event.body FROM (SELECT seq FROM outbox ORDER BY seq LIMIT $1) AS queued \
+             CROSS JOIN LATERAL (SELECT body::text FROM events WHERE events.seq = queued.seq LIMIT 1) AS event \
+             ORDER BY queued.seq",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -241,10 +258,16 @@ impl EventStore for PgStore {
     }
 
     async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE events SET published = true WHERE seq = ANY($1) AND NOT published")
-            .bind(sequences)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "DELETE FROM outbox WHERE seq IN ( \
+                 SELECT found.seq FROM UNNEST($1::bigint[]) AS done(seq) CROSS JOIN LATERAL ( \
+                     SELECT seq FROM outbox WHERE outbox.seq = done.seq LIMIT 1 \
+                 ) AS found \
+             )",
+        )
+        .bind(sequences)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -254,7 +277,10 @@ impl EventStore for PgStore {
         event_ids: &[String],
     ) -> Result<HashSet<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT event_id FROM processed_events WHERE consumer_group = $1 AND event_id = ANY($2)",
+            "SELECT asked.id FROM UNNEST($2::text[]) AS asked(id) CROSS JOIN LATERAL ( \
+                 SELECT 1 FROM processed_events \
+                 WHERE consumer_group = $1 AND event_id = asked.id LIMIT 1 \
+             ) AS hit",
         )
         .bind(group)
         .bind(event_ids)
