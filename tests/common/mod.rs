@@ -15,16 +15,23 @@ use eventflow::worker::Handler;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// A running EventFlow (API and worker) on 127.0.0.1 with a fresh SQLite file.
+/// A running EventFlow (API and worker) on 127.0.0.1 with a fresh SQLite file, or, with
+/// `EVENTFLOW_TEST_BACKEND=distributed`, a fresh PostgreSQL schema and a private Redis.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// Client for requests.
     pub client: reqwest::Client,
-    /// `sqlite://…` of the database file.
+    /// The store's URL (`sqlite://…` unless distributed).
     pub database_url: String,
     running: Option<Running>,
+    _redis: Option<services::PrivateRedis>,
     _dir: TempDir,
+}
+
+/// True when the tests run on PostgreSQL and Redis instead of the embedded backends.
+pub fn distributed() -> bool {
+    std::env::var("EVENTFLOW_TEST_BACKEND").is_ok_and(|v| v == "distributed")
 }
 
 impl TestServer {
@@ -36,9 +43,26 @@ impl TestServer {
     /// Starts with extra settings and worker handlers.
     pub async fn start_with(settings: &[(&str, &str)], handlers: Vec<Arc<dyn Handler>>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("eventflow.db").display());
-        let mut values: HashMap<&str, &str> =
-            HashMap::from([("API_PORT", "0"), ("DATABASE_URL", &database_url)]);
+        let mut redis = None;
+        let (database_url, redis_url) = if distributed() {
+            let postgres = services::postgres_url()
+                .await
+                .expect("EVENTFLOW_TEST_BACKEND=distributed needs EVENTFLOW_TEST_DATABASE_URL");
+            let private = services::PrivateRedis::start(dir.path())
+                .await
+                .expect("EVENTFLOW_TEST_BACKEND=distributed needs EVENTFLOW_TEST_REDIS_URL");
+            let url = private.url();
+            redis = Some(private);
+            (postgres, url)
+        } else {
+            let file = dir.path().join("eventflow.db");
+            (format!("sqlite://{}", file.display()), String::new())
+        };
+        let mut values: HashMap<&str, &str> = HashMap::from([
+            ("API_PORT", "0"),
+            ("DATABASE_URL", &database_url),
+            ("REDIS_URL", &redis_url),
+        ]);
         values.extend(settings.iter().copied());
         let database_url = values["DATABASE_URL"].to_string();
         let config = Config::from_map(&values).expect("valid test config");
@@ -58,6 +82,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             database_url,
             running: Some(running),
+            _redis: redis,
             _dir: dir,
         }
     }
