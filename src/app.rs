@@ -25,11 +25,11 @@ const READ_COUNT: usize = 256;
 /// First and longest pause between schema upgrade attempts while the database is unreachable.
 const SCHEMA_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
 
-/// Why EventFlow could not start or stopped with an error.
+/// Why EventFlow could not start or stopped with an error (the cause is the error's source).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The event store could not be opened or its schema brought up to date.
-    #[error("cannot open the event store at {url}: {source}")]
+    #[error("cannot open the event store at {url}")]
     Store {
         /// DATABASE_URL, without its password.
         url: String,
@@ -37,10 +37,10 @@ pub enum AppError {
         source: sqlx::Error,
     },
     /// The broker's URL is unusable.
-    #[error("cannot use the broker: {0}")]
+    #[error("cannot use the broker")]
     Broker(#[source] BrokerError),
     /// The API address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// API_HOST:API_PORT.
         addr: SocketAddr,
@@ -48,10 +48,10 @@ pub enum AppError {
         source: std::io::Error,
     },
     /// The HTTP server failed.
-    #[error("HTTP server error: {0}")]
+    #[error("HTTP server error")]
     Serve(#[source] std::io::Error),
     /// A task of this process panicked.
-    #[error("{part} panicked: {source}")]
+    #[error("{part} panicked")]
     Panicked {
         /// Which part.
         part: &'static str,
@@ -182,7 +182,10 @@ impl Backends {
                                 return;
                             }
                             Err(err) => {
-                                tracing::warn!(error = %err, "schema upgrade failed; retrying")
+                                let cause = std::error::Error::source(&err)
+                                    .map(ToString::to_string)
+                                    .unwrap_or_default();
+                                tracing::warn!(error = %err, cause, "schema upgrade failed; retrying")
                             }
                         }
                         pause = (pause * 2).min(SCHEMA_RETRY.1);
