@@ -179,6 +179,7 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
     let env = [
         ("DATABASE_URL", postgres.as_str()),
         ("REDIS_URL", redis_url.as_str()),
+        ("CLAIM_IDLE_MS", "1000"),
     ];
     let _api = Eventflow::start(dir.path(), port, &["serve", "--no-worker"], &env).await;
     let worker_port = free_port();
@@ -233,6 +234,54 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
     .await;
     assert!(drained, "the worker processes every event");
     assert_eq!(readiness(worker_port).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_neither_stalls_ingestion_nor_loses_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((postgres, redis)) = services_in(dir.path()).await else {
+        return;
+    };
+    let redis_url = redis.url();
+    let server = TestServer::start_with(
+        &[("DATABASE_URL", &postgres), ("REDIS_URL", &redis_url)],
+        Vec::new(),
+    )
+    .await;
+    redis.freeze();
+    let mut ids = HashSet::new();
+    for n in 0..10 {
+        let started = tokio::time::Instant::now();
+        let response = server
+            .post_json("/api/v1/events", &user_created(&format!("hung-{n}")))
+            .await;
+        assert_eq!(response.status(), 201);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "ingestion waited for Redis: {:?}",
+            started.elapsed()
+        );
+        let event: Value = response.json().await.unwrap();
+        ids.insert(event["id"].as_str().unwrap().to_string());
+    }
+    let (status, readiness) = server.get_json("/health/ready").await;
+    assert_eq!(status, 503, "this process runs a worker: {readiness}");
+    assert_eq!(readiness["broker"]["status"], "down");
+
+    redis.thaw();
+    let published = eventually(Duration::from_secs(30), || async {
+        stream_event_ids(&redis_url, "events:user").await == ids
+    })
+    .await;
+    assert!(
+        published,
+        "every event reaches the stream once Redis answers again"
+    );
+    let drained = eventually(Duration::from_secs(30), || async {
+        group_backlog(&redis_url, "events:user").await == Some((0, 0))
+    })
+    .await;
+    assert!(drained, "the worker carries on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

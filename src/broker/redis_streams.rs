@@ -65,17 +65,29 @@ impl RedisBroker {
         })
     }
 
-    /// Runs a blocking command on a connection of its own, returned to the pool afterwards.
-    async fn blocking<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    /// Runs a command that blocks up to `block` on a connection of its own, returned to the pool
+    /// afterwards. A server that does not answer within `block` plus the response timeout costs
+    /// the connection (its reply may still come) and counts as unavailable.
+    async fn blocking<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        block: Duration,
+    ) -> redis::RedisResult<T> {
         let pooled = self.readers.lock().await.pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            // The read's own BLOCK bounds how long it waits.
             None => manager(&self.client, None)?,
         };
-        let result = cmd.query_async(&mut conn).await;
-        self.readers.lock().await.push(conn);
-        result
+        match tokio::time::timeout(block + RESPONSE_TIMEOUT, cmd.query_async(&mut conn)).await {
+            Ok(result) => {
+                self.readers.lock().await.push(conn);
+                result
+            }
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer to a blocking read",
+            ))),
+        }
     }
 
     /// Delivery counts of entries `ids` (sorted) pending for `consumer`, by id (XPENDING).
@@ -258,7 +270,7 @@ impl Broker for RedisBroker {
             cmd.arg(">");
         }
         let reply: Option<StreamReadReply> = self
-            .blocking(&cmd)
+            .blocking(&cmd, block)
             .await
             .map_err(|err| broker_error(err, &streams.join(","), group))?;
         let mut delivered = Vec::new();

@@ -38,6 +38,15 @@ const READ_LINGER: Duration = Duration::from_millis(5);
 const LINGER_AFTER: usize = 16;
 /// Entries queued per lane before reading pauses.
 const LANE_CAPACITY: usize = 64;
+/// Retries of an acknowledgement (or of recording processed events) through a short outage,
+/// before the entries are left for the claim timeout: about four seconds in all.
+const SETTLE_RETRY: RetryConfig = RetryConfig {
+    max_retries: 5,
+    base_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    exponential_base: 2.0,
+    jitter: false,
+};
 /// How often broker gauges (lag, stream length, DLQ size) are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -478,13 +487,16 @@ fn spawn_acker(
             }
             if let Some(store) = &processed
                 && !done_events.is_empty()
-                && let Err(err) = store.record_processed(&group, &done_events).await
+                && let Err(err) = retry(&SETTLE_RETRY, || {
+                    store.record_processed(&group, &done_events)
+                })
+                .await
             {
                 tracing::warn!(error = %err, entries = taken, "cannot record processed events; leaving them pending");
                 continue;
             }
             for (stream, ids) in by_stream {
-                if let Err(err) = broker.ack(&group, &stream, &ids).await {
+                if let Err(err) = retry(&SETTLE_RETRY, || broker.ack(&group, &stream, &ids)).await {
                     // Unacknowledged entries are redelivered after the claim timeout.
                     tracing::warn!(error = %err, entries = ids.len(), "ack failed");
                 }
