@@ -585,6 +585,26 @@ async fn broker_blocks_until_an_entry_arrives_and_ranges_without_delivering() {
             backend.name
         );
 
+        assert!(
+            !broker.leave_group("g", "c", &stream).await.unwrap(),
+            "{}: a consumer holding an entry stays",
+            backend.name
+        );
+        assert_eq!(broker.pending("g", &stream).await.unwrap(), 1);
+        let held = broker
+            .claim_idle("g", "c", &stream, Duration::ZERO, 10)
+            .await
+            .unwrap();
+        broker
+            .ack("g", &stream, &[held[0].entry_id.clone()])
+            .await
+            .unwrap();
+        assert!(
+            broker.leave_group("g", "c", &stream).await.unwrap(),
+            "{}: a consumer holding nothing leaves",
+            backend.name
+        );
+
         let missing = broker
             .read_group("nope", "c", &[stream], 1, Duration::ZERO)
             .await;

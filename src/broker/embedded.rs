@@ -377,6 +377,22 @@ impl Broker for EmbeddedBroker {
         .await
     }
 
+    async fn leave_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+    ) -> Result<bool, BrokerError> {
+        // Consumers are not registered here: one holding nothing has nothing to remove.
+        let holding = self
+            .count(
+                "SELECT COUNT(*) FROM stream_pending WHERE group_name = ?1 AND stream = ?2 AND consumer = ?3",
+                &[group, stream, consumer],
+            )
+            .await?;
+        Ok(holding == 0)
+    }
+
     async fn ping(&self) -> Result<(), BrokerError> {
         sqlx::query("SELECT 1")
             .execute(&self.db.reader)

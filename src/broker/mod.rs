@@ -133,6 +133,16 @@ pub trait Broker: Send + Sync + 'static {
     /// Entries of `stream` delivered to `group` and not yet acknowledged (XPENDING).
     async fn pending(&self, group: &str, stream: &str) -> Result<u64, BrokerError>;
 
+    /// Removes `consumer` from `group` on `stream` if it holds no pending entries (XGROUP
+    /// DELCONSUMER), so that the group does not collect the names of stopped processes; returns
+    /// whether it was removed. Entries still pending stay, to be claimed by others.
+    async fn leave_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+    ) -> Result<bool, BrokerError>;
+
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<(), BrokerError>;
 }

@@ -373,6 +373,36 @@ impl Broker for RedisBroker {
         Ok(group_info(&self.commands, group, stream).await?.pending as u64)
     }
 
+    async fn leave_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        stream: &str,
+    ) -> Result<bool, BrokerError> {
+        let holding: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(consumer)
+            .query_async(&mut self.commands.clone())
+            .await
+            .map_err(|err| broker_error(err, stream, group))?;
+        if !holding.ids.is_empty() {
+            return Ok(false);
+        }
+        redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .query_async::<u64>(&mut self.commands.clone())
+            .await
+            .map_err(|err| broker_error(err, stream, group))?;
+        Ok(true)
+    }
+
     async fn ping(&self) -> Result<(), BrokerError> {
         redis::cmd("PING")
             .query_async::<String>(&mut self.commands.clone())

@@ -216,6 +216,7 @@ impl Worker {
         // The last handle on the acknowledgement channel: the acker drains and stops.
         drop(processor);
         acker.await.ok();
+        self.leave_groups().await;
         tracing::info!("worker stopped");
     }
 
@@ -283,6 +284,23 @@ impl Worker {
             }
         }
         Ok(fresh)
+    }
+
+    /// Leaves the group on every stream where this consumer holds nothing, so that stopped
+    /// processes do not pile up in it; what it still holds is claimed by others.
+    async fn leave_groups(&self) {
+        let (group, consumer) = (&self.settings.group, &self.settings.consumer);
+        for stream in &self.settings.streams {
+            match self.broker.leave_group(group, consumer, stream).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(stream = %stream, "leaving entries pending for other consumers")
+                }
+                Err(err) => {
+                    tracing::warn!(stream = %stream, error = %err, "cannot leave the group")
+                }
+            }
+        }
     }
 
     async fn read(&self) -> Result<Vec<Delivery>, BrokerError> {
