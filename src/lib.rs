@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod delivery;
 pub mod events;
 pub mod observability;
 pub mod producer;

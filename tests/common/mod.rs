@@ -3,6 +3,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod python;
 pub mod services;
 
 use std::collections::HashMap;
