@@ -166,7 +166,7 @@ impl Backends {
         shutdown: CancellationToken,
     ) -> Result<(), AppError> {
         match self.upgrade_schema().await {
-            Err(AppError::Store { source, .. }) if is_unreachable(&source) => {
+            Err(AppError::Store { source, .. }) if crate::store::is_transient(&source) => {
                 tracing::warn!(error = %source, "event store unreachable; upgrading its schema once it answers");
                 let backends = self.clone();
                 tokio::spawn(async move {
@@ -204,14 +204,6 @@ impl Backends {
             Database::Postgres(store) => store.close().await,
         }
     }
-}
-
-/// True when `error` says the database could not be reached (rather than refused the work).
-fn is_unreachable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-    )
 }
 
 /// A started EventFlow process.

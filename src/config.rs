@@ -410,10 +410,13 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    // The host follows the last `@` of the authority: an unencoded password may contain one.
+    match authority.rsplit_once('@') {
         Some((user_info, host)) if user_info.contains(':') => {
             let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+            format!("{scheme}://{user}:***@{host}{path}")
         }
         _ => url.to_string(),
     }
@@ -429,7 +432,8 @@ fn default_of(name: &str) -> &'static str {
 fn invalid(name: &'static str, value: &str, expected: &str) -> ConfigError {
     ConfigError {
         name,
-        value: value.to_string(),
+        // Error messages end up in logs: never with a password.
+        value: redact_url(value),
         expected: expected.to_string(),
     }
 }
@@ -516,6 +520,13 @@ mod tests {
             "postgresql://app:***@db:5432/eventflow"
         );
         assert_eq!(redact_url("sqlite://eventflow.db"), "sqlite://eventflow.db");
+        assert_eq!(
+            redact_url("redis://:p@ss@cache:6379"),
+            "redis://:***@cache:6379"
+        );
+        let err = Config::from_map(&HashMap::from([("REDIS_URL", "rediss://:hunter2@cache")]))
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

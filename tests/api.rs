@@ -162,6 +162,20 @@ async fn bad_input_gets_precise_problems() {
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["pointer"], "/data/amount");
 
+    // U+0000 cannot be stored (PostgreSQL refuses it): refused up front, naming where it is.
+    let (status, body) = problem(
+        server
+            .post_json(
+                "/api/v1/events",
+                &json!({"type": "app.note", "source": "t",
+                        "data": {"lines": ["ok", "bad\u{0}byte"]}}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["pointer"], "/data/lines/1");
+
     let (status, body) = problem(
         server
             .post_json("/api/v1/events", &json!({"source": "x", "data": {}}))

@@ -27,10 +27,12 @@ fn only_public_internet_addresses_are_public() {
         "fe80::1",
         "ff02::1",
         "2001:db8::1",
-        "::ffff:127.0.0.1",   // IPv4-mapped loopback
-        "::ffff:10.0.0.1",    // IPv4-mapped private
-        "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254
-        "2002:0a00:0001::1",  // 6to4 of 10.0.0.1
+        "::ffff:127.0.0.1",     // IPv4-mapped loopback
+        "::ffff:10.0.0.1",      // IPv4-mapped private
+        "64:ff9b::a9fe:a9fe",   // NAT64 of 169.254.169.254
+        "2002:0a00:0001::1",    // 6to4 of 10.0.0.1
+        "64:ff9b:1::a9fe:a9fe", // local-use NAT64
+        "::ffff:0:a9fe:a9fe",   // SIIT of 169.254.169.254
     ];
     for address in refused {
         let ip: IpAddr = address.parse().unwrap();
@@ -61,6 +63,11 @@ async fn webhook_urls_must_lead_to_the_public_internet() {
     assert!(
         matches!(localhost, Err(GuardError::NotPublic { .. })),
         "{localhost:?}"
+    );
+    let message = localhost.unwrap_err().to_string();
+    assert!(
+        !message.contains("127.0.0.1"),
+        "the message maps no network: {message}"
     );
     let v6 = vet_webhook_url("http://[::1]:8080/", false).await;
     assert!(matches!(v6, Err(GuardError::NotPublic { .. })), "{v6:?}");

@@ -24,6 +24,8 @@ const CLOUDEVENTS_BATCH: &str = "application/cloudevents-batch+json";
 const DEFAULT_LIMIT: u32 = 50;
 /// Largest page.
 const MAX_LIMIT: u32 = 1000;
+/// Most rows a listing skips: deeper pages come from the keyset cursor, which costs nothing.
+const MAX_OFFSET: u32 = 10_000;
 
 /// How a request carries its events.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -358,7 +360,7 @@ pub struct ListParams {
     end_time: Option<DateTime<Utc>>,
     /// Page size, 1 to 1000 (default 50).
     limit: Option<u32>,
-    /// Events to skip.
+    /// Events to skip, up to 10000 (page further with `cursor`).
     offset: Option<u32>,
     /// `next_cursor` of the previous page: the next page starts after it.
     cursor: Option<String>,
@@ -398,6 +400,12 @@ pub async fn list_events(
             "limit must be from 1 to {MAX_LIMIT}"
         )));
     }
+    let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::BadRequest(format!(
+            "offset must be at most {MAX_OFFSET}; page further with cursor"
+        )));
+    }
     if let (Some(start), Some(end)) = (params.start_time, params.end_time)
         && end <= start
     {
@@ -420,7 +428,7 @@ pub async fn list_events(
         start_time: params.start_time,
         end_time: params.end_time,
         limit,
-        offset: params.offset.unwrap_or(0),
+        offset,
         cursor,
     };
     let page = ctx.store.list(&query).await?;

@@ -134,7 +134,7 @@ impl IntoResponse for ApiError {
 impl From<&StoreError> for ApiError {
     fn from(err: &StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable(_) | StoreError::TimedOut(_) => {
                 tracing::warn!(error = %err, "event store unavailable");
                 Self::Unavailable("the event store is unavailable; retry shortly".into())
             }

@@ -90,30 +90,33 @@ impl RedisBroker {
         }
     }
 
-    /// Delivery counts of entries `ids` (sorted) pending for `consumer`, by id (XPENDING).
+    /// Delivery counts of the entries `ids`, by id: one `XPENDING stream group id id 1` each, in
+    /// one pipeline (a range query could be cut short by other entries the consumer holds).
     async fn delivery_counts(
         &self,
         group: &str,
-        consumer: &str,
         stream: &str,
         ids: &[String],
     ) -> Result<HashMap<String, usize>, BrokerError> {
-        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        if ids.is_empty() {
             return Ok(HashMap::new());
-        };
-        let reply: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(stream)
-            .arg(group)
-            .arg(first)
-            .arg(last)
-            .arg(ids.len())
-            .arg(consumer)
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XPENDING")
+                .arg(stream)
+                .arg(group)
+                .arg(id)
+                .arg(id)
+                .arg(1);
+        }
+        let replies: Vec<StreamPendingCountReply> = pipe
             .query_async(&mut self.commands.clone())
             .await
             .map_err(|err| broker_error(err, stream, group))?;
-        Ok(reply
-            .ids
+        Ok(replies
             .into_iter()
+            .flat_map(|reply| reply.ids)
             .map(|pending| (pending.id, pending.times_delivered))
             .collect())
     }
@@ -315,8 +318,18 @@ impl Broker for RedisBroker {
             .await
             .map_err(|err| broker_error(err, stream, group))?;
         let ids: Vec<String> = reply.claimed.iter().map(|entry| entry.id.clone()).collect();
-        let counts = self.delivery_counts(group, consumer, stream, &ids).await?;
-        let count_of = |id: &str| counts.get(id).map_or(1, |&n| n as u32);
+        if !reply.deleted_ids.is_empty() {
+            // Trimmed by MAXLEN before anyone acknowledged them: still in the event store.
+            tracing::warn!(
+                stream,
+                group,
+                entries = reply.deleted_ids.len(),
+                "pending entries were trimmed from the stream before being processed"
+            );
+        }
+        let counts = self.delivery_counts(group, stream, &ids).await?;
+        // A claimed entry has been delivered at least twice.
+        let count_of = |id: &str| counts.get(id).map_or(2, |&n| n as u32);
         let (claimed, broken) = deliveries(stream, reply.claimed, count_of);
         self.discard(group, stream, &broken).await;
         Ok(claimed)

@@ -16,18 +16,17 @@ pub enum GuardError {
     /// Not an absolute http(s) URL with a host.
     #[error("webhook_url must be an absolute http or https URL: {0}")]
     Malformed(String),
-    /// The host does not resolve.
-    #[error("webhook_url host {host} does not resolve: {reason}")]
+    /// The host does not resolve (the resolver's answer is kept for logs, not shown).
+    #[error("webhook_url host {host} does not resolve")]
     Unresolvable {
         /// The host.
         host: String,
         /// The resolver's answer.
         reason: String,
     },
-    /// The host resolves to an address outside the public internet.
-    #[error(
-        "webhook_url host {host} resolves to {address}, which is not a public address (set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to allow it)"
-    )]
+    /// The host resolves to an address outside the public internet (the address is kept for
+    /// logs, not shown: the message must not map an internal network for whoever asks).
+    #[error("webhook_url host {host} does not resolve to a public address")]
     NotPublic {
         /// The host.
         host: String,
@@ -120,8 +119,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     match segments {
-        // NAT64 64:ff9b::/96 carries an IPv4 address in its last 32 bits.
-        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => is_public_v4(embedded_v4(high, low)),
+        // NAT64 64:ff9b::/96 and SIIT ::ffff:0:0/96 carry an IPv4 address in their last 32 bits.
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] | [0, 0, 0, 0, 0xffff, 0, high, low] => {
+            is_public_v4(embedded_v4(high, low))
+        }
+        // Local-use NAT64 64:ff9b:1::/48 leads into the operator's own network.
+        [0x64, 0xff9b, 1, ..] => false,
         // 6to4 2002::/16 carries one in bits 16..48.
         [0x2002, high, low, ..] => is_public_v4(embedded_v4(high, low)),
         _ => {

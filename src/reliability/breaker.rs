@@ -85,9 +85,18 @@ pub enum BreakerError<E> {
 
 #[derive(Debug)]
 enum Phase {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { in_flight: u32, successes: u32 },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// `round` tells trials of this half-open period from late ones of an earlier period.
+    HalfOpen {
+        round: u64,
+        in_flight: u32,
+        successes: u32,
+    },
 }
 
 /// A circuit breaker; see the module documentation. Share it (`Arc`) among the callers of one
@@ -96,6 +105,8 @@ enum Phase {
 pub struct CircuitBreaker {
     config: BreakerConfig,
     phase: Mutex<Phase>,
+    /// Half-open periods so far.
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 impl CircuitBreaker {
@@ -108,6 +119,7 @@ impl CircuitBreaker {
                 ..config
             },
             phase: Mutex::new(Phase::Closed { failures: 0 }),
+            rounds: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -139,36 +151,44 @@ impl CircuitBreaker {
         result.map_err(BreakerError::Failed)
     }
 
-    /// Lets a call through (true when it is a half-open trial), or says how long to wait.
-    fn admit(&self) -> Result<bool, Duration> {
+    /// Lets a call through (with its half-open round when it is a trial), or says how long to
+    /// wait.
+    fn admit(&self) -> Result<Option<u64>, Duration> {
         let mut phase = self.phase();
         match *phase {
-            Phase::Closed { .. } => Ok(false),
+            Phase::Closed { .. } => Ok(None),
             Phase::Open { until } => {
                 let now = Instant::now();
                 if now < until {
                     return Err(until - now);
                 }
+                let round = self
+                    .rounds
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
                 *phase = Phase::HalfOpen {
+                    round,
                     in_flight: 1,
                     successes: 0,
                 };
-                Ok(true)
+                Ok(Some(round))
             }
             Phase::HalfOpen {
-                ref mut in_flight, ..
+                round,
+                ref mut in_flight,
+                ..
             } => {
                 if *in_flight >= self.config.half_open_max_calls {
                     return Err(TRIAL_SLOT_WAIT);
                 }
                 *in_flight += 1;
-                Ok(true)
+                Ok(Some(round))
             }
         }
     }
 
     /// Records the outcome of an admitted call; `None` when it was abandoned (cancelled).
-    fn settle(&self, trial: bool, success: Option<bool>) {
+    fn settle(&self, trial: Option<u64>, success: Option<bool>) {
         let mut phase = self.phase();
         let next = match (&mut *phase, success) {
             (Phase::Closed { failures }, Some(true)) => {
@@ -179,14 +199,17 @@ impl CircuitBreaker {
                 *failures += 1;
                 (*failures >= self.config.failure_threshold).then(|| self.opened())
             }
-            (Phase::HalfOpen { .. }, Some(false)) if trial => Some(self.opened()),
+            (Phase::HalfOpen { round, .. }, Some(false)) if trial == Some(*round) => {
+                Some(self.opened())
+            }
             (
                 Phase::HalfOpen {
+                    round,
                     in_flight,
                     successes,
                 },
                 outcome,
-            ) if trial => {
+            ) if trial == Some(*round) => {
                 *in_flight = in_flight.saturating_sub(1);
                 if outcome == Some(true) {
                     *successes += 1;
@@ -219,7 +242,7 @@ impl CircuitBreaker {
 /// Settles an admitted call exactly once, also when its future is dropped mid-way.
 struct Outcome<'a> {
     breaker: &'a CircuitBreaker,
-    trial: bool,
+    trial: Option<u64>,
     recorded: bool,
 }
 

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded: retry later.
     #[error("event store unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database did not answer in time: retry later.
+    #[error("event store did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// The database refused the operation.
     #[error("event store error: {0}")]
     Database(#[source] sqlx::Error),
@@ -37,29 +40,47 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
-            sqlx::Error::Database(ref db)
-                if crate::sqlite::is_busy(db.as_ref()) || is_transient_pg(db.as_ref()) =>
-            {
-                Self::Unavailable(err)
-            }
-            _ => Self::Database(err),
+        if is_transient(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
         }
     }
 }
 
+/// True when `err` passes with time (the database is unreachable, overloaded, restarting or not
+/// set up yet) rather than refusing the work for good.
+pub(crate) fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            crate::sqlite::is_busy(db.as_ref()) || is_transient_pg(db.as_ref())
+        }
+        _ => false,
+    }
+}
+
 /// True for PostgreSQL errors that pass with time: connection failures (SQLSTATE class 08),
-/// a server shutting down or restarting (57P), too many connections or no resources (53).
+/// a server shutting down or restarting (57P), too many connections or no resources (53),
+/// conflicts between concurrent transactions, and a schema not created yet.
 fn is_transient_pg(error: &dyn sqlx::error::DatabaseError) -> bool {
     error
         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some_and(|pg| {
             let code = pg.code();
-            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                // Deadlock or serialization failure: the same work succeeds when retried.
+                || code == "40P01"
+                || code == "40001"
+                // No schema yet: a process started while the database was down upgrades it as
+                // soon as it answers.
+                || code == "42P01"
         })
 }
 

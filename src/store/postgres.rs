@@ -19,6 +19,8 @@ use crate::events::Event;
 const MAX_CONNECTIONS: u32 = 16;
 /// Appends in flight at once: while one waits for its commit to be flushed, the next executes.
 const CONCURRENT_APPENDS: usize = 2;
+/// Longest a store call may take before the store counts as unavailable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for a connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -115,63 +117,74 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// `prefix` as a LIKE pattern matching every text that starts with it.
-fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
+/// Runs a store call, giving up after [`CALL_TIMEOUT`]: a database that stops answering (a
+/// network that drops packets) is then unavailable instead of holding its callers forever.
+async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut(CALL_TIMEOUT)))
+}
+
+/// The smallest text above every text starting with `prefix`, in byte order: the prefix with
+/// its last character raised by one (`None` when no character can be raised).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
         }
-        pattern.push(c);
     }
-    pattern.push('%');
-    pattern
+    None
 }
 
 #[async_trait]
 impl EventStore for PgStore {
     async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
-        let (mut fresh, slots) = plan(events);
-        let bodies = fresh
-            .iter()
-            .map(encode_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        let columns = Columns::of(&fresh);
-        let rows: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(APPEND)
-            .bind(&columns.id)
-            .bind(&columns.source)
-            .bind(&columns.event_type)
-            .bind(&columns.subject)
-            .bind(&columns.stream)
-            .bind(&columns.time)
-            .bind(&columns.correlation_id)
-            .bind(&columns.partition_key)
-            .bind(&bodies)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut stored_before = HashMap::new();
-        let mut raced = Vec::new();
-        for (index, row) in rows.into_iter().enumerate() {
-            match row {
-                (Some(seq), _, _) => fresh[index].metadata.sequence = Some(seq),
-                (None, Some(seq), Some(body)) => {
-                    stored_before.insert(index, decode_event(seq, &body)?);
+        bounded(async {
+            let (mut fresh, slots) = plan(events);
+            let bodies = fresh
+                .iter()
+                .map(encode_event)
+                .collect::<Result<Vec<_>, _>>()?;
+            let columns = Columns::of(&fresh);
+            let rows: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(APPEND)
+                .bind(&columns.id)
+                .bind(&columns.source)
+                .bind(&columns.event_type)
+                .bind(&columns.subject)
+                .bind(&columns.stream)
+                .bind(&columns.time)
+                .bind(&columns.correlation_id)
+                .bind(&columns.partition_key)
+                .bind(&bodies)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut stored_before = HashMap::new();
+            let mut raced = Vec::new();
+            for (index, row) in rows.into_iter().enumerate() {
+                match row {
+                    (Some(seq), _, _) => fresh[index].metadata.sequence = Some(seq),
+                    (None, Some(seq), Some(body)) => {
+                        stored_before.insert(index, decode_event(seq, &body)?);
+                    }
+                    // Stored by a concurrent transaction that committed after this statement began.
+                    _ => raced.push(index),
                 }
-                // Stored by a concurrent transaction that committed after this statement began.
-                _ => raced.push(index),
             }
-        }
-        for index in raced {
-            let stored = self
-                .get(fresh[index].id())
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    id: fresh[index].id().to_string(),
-                    reason: "neither inserted nor stored before".into(),
-                })?;
-            stored_before.insert(index, stored);
-        }
-        Ok(outcomes(slots, &fresh, &stored_before))
+            for index in raced {
+                let stored =
+                    self.get(fresh[index].id())
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt {
+                            id: fresh[index].id().to_string(),
+                            reason: "neither inserted nor stored before".into(),
+                        })?;
+                stored_before.insert(index, stored);
+            }
+            Ok(outcomes(slots, &fresh, &stored_before))
+        })
+        .await
     }
 
     fn concurrent_appends(&self) -> usize {
@@ -179,49 +192,58 @@ impl EventStore for PgStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(seq, body)| decode_event(seq, &body)).transpose()
+        bounded(async {
+            let row: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            row.map(|(seq, body)| decode_event(seq, &body)).transpose()
+        })
+        .await
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        let mut select =
-            QueryBuilder::<Postgres>::new("SELECT seq, body::text FROM events WHERE true");
-        match &query.event_type {
-            Some(TypeFilter::Exact(exact)) => {
-                select.push(" AND type = ").push_bind(exact.clone());
+        bounded(async {
+            let mut select =
+                QueryBuilder::<Postgres>::new("SELECT seq, body::text FROM events WHERE true");
+            match &query.event_type {
+                Some(TypeFilter::Exact(exact)) => {
+                    select.push(" AND type = ").push_bind(exact.clone());
+                }
+                Some(TypeFilter::Prefix(prefix)) if !prefix.is_empty() => {
+                    // Pattern operators, which the `text_pattern_ops` index serves with any plan
+                    // (a LIKE with a bound pattern cannot use it once the plan is generic).
+                    select.push(" AND type ~>=~ ").push_bind(prefix.clone());
+                    if let Some(end) = prefix_end(prefix) {
+                        select.push(" AND type ~<~ ").push_bind(end);
+                    }
+                }
+                Some(TypeFilter::Prefix(_)) | None => {}
             }
-            Some(TypeFilter::Prefix(prefix)) if !prefix.is_empty() => {
+            for (column, value) in query.equality_filters() {
                 select
-                    .push(" AND type LIKE ")
-                    .push_bind(like_prefix(prefix));
+                    .push(format!(" AND {column} = "))
+                    .push_bind(value.to_string());
             }
-            Some(TypeFilter::Prefix(_)) | None => {}
-        }
-        for (column, value) in query.equality_filters() {
+            if let Some(start) = query.start_time {
+                select.push(" AND time >= ").push_bind(start);
+            }
+            if let Some(end) = query.end_time {
+                select.push(" AND time < ").push_bind(end);
+            }
+            if let Some(cursor) = query.cursor {
+                select.push(" AND seq < ").push_bind(cursor.0);
+            }
             select
-                .push(format!(" AND {column} = "))
-                .push_bind(value.to_string());
-        }
-        if let Some(start) = query.start_time {
-            select.push(" AND time >= ").push_bind(start);
-        }
-        if let Some(end) = query.end_time {
-            select.push(" AND time < ").push_bind(end);
-        }
-        if let Some(cursor) = query.cursor {
-            select.push(" AND seq < ").push_bind(cursor.0);
-        }
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(query.limit) + 1)
-            .push(" OFFSET ")
-            .push_bind(i64::from(query.offset));
-        let rows = select.build_query_as().fetch_all(&self.pool).await?;
-        page(rows, query.limit)
+                .push(" ORDER BY seq DESC LIMIT ")
+                .push_bind(i64::from(query.limit) + 1)
+                .push(" OFFSET ")
+                .push_bind(i64::from(query.offset));
+            let rows = select.build_query_as().fetch_all(&self.pool).await?;
+            page(rows, query.limit)
+        })
+        .await
     }
 
     async fn scan(
@@ -230,45 +252,54 @@ impl EventStore for PgStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body::text FROM events \
-             WHERE time >= $1 AND time < $2 AND seq > $3 AND ($4::text IS NULL OR stream = $4) \
-             ORDER BY seq LIMIT $5",
-        )
-        .bind(range.start)
-        .bind(range.end)
-        .bind(after)
-        .bind(&range.stream)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        decode_rows(rows)
+        bounded(async {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT seq, body::text FROM events \
+                 WHERE time >= $1 AND time < $2 AND seq > $3 AND ($4::text IS NULL OR stream = $4) \
+                 ORDER BY seq LIMIT $5",
+            )
+            .bind(range.start)
+            .bind(range.end)
+            .bind(after)
+            .bind(&range.stream)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            decode_rows(rows)
+        })
+        .await
     }
 
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT queued.seq, event.body FROM (SELECT seq FROM outbox ORDER BY seq LIMIT $1) AS queued \
-             CROSS JOIN LATERAL (SELECT body::text FROM events WHERE events.seq = queued.seq LIMIT 1) AS event \
-             ORDER BY queued.seq",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        decode_rows(rows)
+        bounded(async {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT queued.seq, event.body FROM (SELECT seq FROM outbox ORDER BY seq LIMIT $1) AS queued \
+                 CROSS JOIN LATERAL (SELECT body::text FROM events WHERE events.seq = queued.seq LIMIT 1) AS event \
+                 ORDER BY queued.seq",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            decode_rows(rows)
+        })
+        .await
     }
 
     async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM outbox WHERE seq IN ( \
-                 SELECT found.seq FROM UNNEST($1::bigint[]) AS done(seq) CROSS JOIN LATERAL ( \
-                     SELECT seq FROM outbox WHERE outbox.seq = done.seq LIMIT 1 \
-                 ) AS found \
-             )",
-        )
-        .bind(sequences)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        bounded(async {
+            sqlx::query(
+                "DELETE FROM outbox WHERE seq IN ( \
+                     SELECT found.seq FROM UNNEST($1::bigint[]) AS done(seq) CROSS JOIN LATERAL ( \
+                         SELECT seq FROM outbox WHERE outbox.seq = done.seq LIMIT 1 \
+                     ) AS found \
+                 )",
+            )
+            .bind(sequences)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn processed(
@@ -276,33 +307,45 @@ impl EventStore for PgStore {
         group: &str,
         event_ids: &[String],
     ) -> Result<HashSet<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT asked.id FROM UNNEST($2::text[]) AS asked(id) CROSS JOIN LATERAL ( \
-                 SELECT 1 FROM processed_events \
-                 WHERE consumer_group = $1 AND event_id = asked.id LIMIT 1 \
-             ) AS hit",
-        )
-        .bind(group)
-        .bind(event_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        bounded(async {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT asked.id FROM UNNEST($2::text[]) AS asked(id) CROSS JOIN LATERAL ( \
+                     SELECT 1 FROM processed_events \
+                     WHERE consumer_group = $1 AND event_id = asked.id LIMIT 1 \
+                 ) AS hit",
+            )
+            .bind(group)
+            .bind(event_ids)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
+        })
+        .await
     }
 
     async fn record_processed(&self, group: &str, event_ids: &[String]) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO processed_events (consumer_group, event_id) \
-             SELECT $1, id FROM UNNEST($2::text[]) AS id ON CONFLICT DO NOTHING",
-        )
-        .bind(group)
-        .bind(event_ids)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        bounded(async {
+            sqlx::query(
+                "INSERT INTO processed_events (consumer_group, event_id) \
+                 SELECT $1, id FROM UNNEST($2::text[]) AS id ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(event_ids)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        bounded(async {
+            // A table, not just `SELECT 1`: not ready until the schema is there.
+            sqlx::query("SELECT 1 FROM outbox LIMIT 1")
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -244,8 +244,9 @@ impl Worker {
         }
     }
 
-    /// Acknowledges the deliveries whose event the group has processed already and returns the
-    /// rest. While the store cannot tell, waits for it: handling blind could repeat effects.
+    /// Acknowledges the deliveries whose event the group has processed already (or that repeat an
+    /// event earlier in the same read) and returns the rest. While the store cannot tell, waits
+    /// for it: handling blind could repeat effects.
     async fn skip_processed(
         &self,
         deliveries: Vec<Delivery>,
@@ -275,9 +276,12 @@ impl Worker {
             }
         };
         let mut fresh = Vec::with_capacity(deliveries.len());
+        // A read can hold two copies of one event (published twice): the first one counts.
+        let mut taken = HashSet::with_capacity(deliveries.len());
         for delivery in deliveries {
-            if done.contains(&delivery.message.event_id) {
-                tracing::info!(event_id = %delivery.message.event_id, "event processed before; acknowledging without effects");
+            let event_id = &delivery.message.event_id;
+            if done.contains(event_id) || !taken.insert(event_id.clone()) {
+                tracing::info!(event_id = %event_id, "event processed before; acknowledging without effects");
                 processor.settle(delivery, Settled::Skipped).await;
             } else {
                 fresh.push(delivery);
