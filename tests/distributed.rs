@@ -82,6 +82,14 @@ async fn stream_event_ids(url: &str, stream: &str) -> HashSet<String> {
         .collect()
 }
 
+/// Waits up to 30 s for `events:user` to hold exactly the events `ids`.
+async fn all_on_stream(url: &str, ids: &HashSet<String>) -> bool {
+    eventually(Duration::from_secs(30), || async {
+        stream_event_ids(url, "events:user").await == *ids
+    })
+    .await
+}
+
 /// (lag, pending) of the workers' group on `stream`.
 async fn group_backlog(url: &str, stream: &str) -> Option<(usize, usize)> {
     let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
@@ -217,10 +225,7 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
     );
 
     redis.restart().await;
-    let published = eventually(Duration::from_secs(30), || async {
-        stream_event_ids(&redis_url, "events:user").await == ids
-    })
-    .await;
+    let published = all_on_stream(&redis_url, &ids).await;
     assert!(
         published,
         "every stored event reaches the stream once Redis is back"
@@ -269,10 +274,7 @@ async fn a_hung_redis_neither_stalls_ingestion_nor_loses_events() {
     assert_eq!(readiness["broker"]["status"], "down");
 
     redis.thaw();
-    let published = eventually(Duration::from_secs(30), || async {
-        stream_event_ids(&redis_url, "events:user").await == ids
-    })
-    .await;
+    let published = all_on_stream(&redis_url, &ids).await;
     assert!(
         published,
         "every event reaches the stream once Redis answers again"

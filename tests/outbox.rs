@@ -35,6 +35,19 @@ async fn stream_event_ids(broker: &EmbeddedBroker) -> Vec<String> {
         .collect()
 }
 
+/// A store and a broker in one file that commit separately, as PostgreSQL and Redis do.
+async fn separate_store_and_broker(
+    dir: &std::path::Path,
+) -> (Arc<SqliteStore>, Arc<EmbeddedBroker>) {
+    let db = SqliteDb::open(&format!("sqlite://{}/outbox.db", dir.display()))
+        .await
+        .unwrap();
+    (
+        Arc::new(SqliteStore::new(db.clone())),
+        Arc::new(EmbeddedBroker::new(db)),
+    )
+}
+
 /// Waits up to a second for the store to hold no unpublished event (events are marked published
 /// just after they reach the stream); false if some are left.
 async fn outbox_drained(store: &SqliteStore) -> bool {
@@ -50,11 +63,7 @@ async fn outbox_drained(store: &SqliteStore) -> bool {
 #[tokio::test]
 async fn committed_events_are_published_and_a_crash_backlog_is_relayed_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&format!("sqlite://{}/outbox.db", dir.path().display()))
-        .await
-        .unwrap();
-    let store = Arc::new(SqliteStore::new(db.clone()));
-    let broker = Arc::new(EmbeddedBroker::new(db));
+    let (store, broker) = separate_store_and_broker(dir.path()).await;
     assert!(!store.publishes_on_append());
 
     // A previous process committed these and died before publishing them.
@@ -97,11 +106,7 @@ async fn committed_events_are_published_and_a_crash_backlog_is_relayed_in_order(
 #[tokio::test]
 async fn events_another_process_left_unpublished_are_swept_up() {
     let dir = tempfile::tempdir().unwrap();
-    let db = SqliteDb::open(&format!("sqlite://{}/outbox.db", dir.path().display()))
-        .await
-        .unwrap();
-    let store = Arc::new(SqliteStore::new(db.clone()));
-    let broker = Arc::new(EmbeddedBroker::new(db));
+    let (store, broker) = separate_store_and_broker(dir.path()).await;
     let shutdown = CancellationToken::new();
     let (producer, tasks) =
         Producer::spawn(store.clone(), broker.clone(), settings(), shutdown.clone());

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
+use super::query::prefix_end;
 use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
 use crate::events::Event;
 
@@ -123,19 +124,6 @@ async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result
     tokio::time::timeout(CALL_TIMEOUT, call)
         .await
         .unwrap_or(Err(StoreError::TimedOut(CALL_TIMEOUT)))
-}
-
-/// The smallest text above every text starting with `prefix`, in byte order: the prefix with
-/// its last character raised by one (`None` when no character can be raised).
-fn prefix_end(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
 }
 
 #[async_trait]

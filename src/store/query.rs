@@ -105,3 +105,16 @@ pub struct TimeRange {
     /// Exclusive end.
     pub end: DateTime<Utc>,
 }
+
+/// The smallest text above every text starting with `prefix`, in byte order: the prefix with
+/// its last character raised by one (`None` when no character can be raised).
+pub(super) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}

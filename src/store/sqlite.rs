@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
+use super::query::prefix_end;
 use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
 use crate::broker::EmbeddedBroker;
 use crate::events::Event;
@@ -177,11 +178,11 @@ impl EventStore for SqliteStore {
                 select.push(" AND type = ").push_bind(exact.clone());
             }
             Some(TypeFilter::Prefix(prefix)) if !prefix.is_empty() => {
-                // A range over the type index; U+10FFFF sorts after every character.
+                // A range over the type index (BINARY collation: byte order).
                 select.push(" AND type >= ").push_bind(prefix.clone());
-                select
-                    .push(" AND type < ")
-                    .push_bind(format!("{prefix}\u{10FFFF}"));
+                if let Some(end) = prefix_end(prefix) {
+                    select.push(" AND type < ").push_bind(end);
+                }
             }
             Some(TypeFilter::Prefix(_)) | None => {}
         }
