@@ -12,10 +12,14 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiContext, Probes};
 use crate::broker::{Broker, BrokerError, EmbeddedBroker, RedisBroker};
 use crate::config::{Config, is_postgres_url, redact_url};
+use crate::delivery::{
+    DeliveryStore, Dispatcher, DispatcherSettings, DispatcherTasks, SubscriptionDirectory,
+    WebhookFanout,
+};
 use crate::events::StreamRouter;
 use crate::observability::metrics;
 use crate::producer::{Producer, ProducerSettings};
-use crate::reliability::RetryConfig;
+use crate::reliability::{BreakerConfig, RetryConfig};
 use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
@@ -47,6 +51,9 @@ pub enum AppError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The HTTP client for webhooks could not be built.
+    #[error("cannot set up the webhook HTTP client")]
+    WebhookClient(#[source] reqwest::Error),
     /// The HTTP server failed.
     #[error("HTTP server error")]
     Serve(#[source] std::io::Error),
@@ -73,6 +80,8 @@ pub struct Role {
 pub struct Backends {
     /// The event store.
     pub store: Arc<dyn EventStore>,
+    /// Subscriptions, delivery jobs and dead letters, in the same database.
+    pub deliveries: Arc<dyn DeliveryStore>,
     /// The broker.
     pub broker: Arc<dyn Broker>,
     database: Database,
@@ -100,47 +109,45 @@ impl Backends {
             .map(|url| RedisBroker::connect_lazy(url, config.stream_max_len))
             .transpose()
             .map_err(AppError::Broker)?;
-        let (store, broker, database): (Arc<dyn EventStore>, Arc<dyn Broker>, _) =
-            if is_postgres_url(&config.database_url) {
-                let store = PgStore::connect_lazy(&config.database_url).map_err(store_error)?;
-                let broker = redis.ok_or_else(|| {
-                    store_error(sqlx::Error::Configuration(
-                        "a PostgreSQL event store needs REDIS_URL".into(),
-                    ))
-                })?;
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(broker),
-                    Database::Postgres(store),
-                )
-            } else {
-                let db = SqliteDb::open(&config.database_url)
-                    .await
-                    .map_err(store_error)?;
-                match redis {
-                    Some(broker) => (
-                        Arc::new(SqliteStore::new(db.clone())),
-                        Arc::new(broker),
-                        Database::Sqlite(db),
-                    ),
-                    None => {
-                        let broker = EmbeddedBroker::new(db.clone());
-                        // Store and broker share the file: each event is streamed in its
-                        // append transaction.
-                        (
-                            Arc::new(SqliteStore::streaming_to(db.clone(), broker.clone())),
-                            Arc::new(broker),
-                            Database::Sqlite(db),
-                        )
-                    }
-                }
-            };
-        Ok(Self {
-            store,
-            broker,
+        if is_postgres_url(&config.database_url) {
+            let store = PgStore::connect_lazy(&config.database_url).map_err(store_error)?;
+            let broker = redis.ok_or_else(|| {
+                store_error(sqlx::Error::Configuration(
+                    "a PostgreSQL event store needs REDIS_URL".into(),
+                ))
+            })?;
+            let database = Database::Postgres(store.clone());
+            return Ok(Self::assemble(store, broker, database, database_url));
+        }
+        let db = SqliteDb::open(&config.database_url)
+            .await
+            .map_err(store_error)?;
+        let database = Database::Sqlite(db.clone());
+        Ok(match redis {
+            Some(broker) => Self::assemble(SqliteStore::new(db), broker, database, database_url),
+            None => {
+                // Store and broker share the file: each event is streamed in its append
+                // transaction.
+                let broker = EmbeddedBroker::new(db.clone());
+                let store = SqliteStore::streaming_to(db, broker.clone());
+                Self::assemble(store, broker, database, database_url)
+            }
+        })
+    }
+
+    /// The backends of one store (events and deliveries in one database) and a broker.
+    fn assemble<S, B>(store: S, broker: B, database: Database, database_url: String) -> Self
+    where
+        S: EventStore + DeliveryStore + Clone,
+        B: Broker,
+    {
+        Self {
+            store: Arc::new(store.clone()),
+            deliveries: Arc::new(store),
+            broker: Arc::new(broker),
             database,
             database_url,
-        })
+        }
     }
 
     /// Brings the store's schema up to date (versioned, idempotent migrations).
@@ -253,6 +260,7 @@ pub async fn start(
     let producer_stop = CancellationToken::new();
     let router = StreamRouter::new(config.default_stream.clone());
 
+    let directory = Arc::new(SubscriptionDirectory::new(backends.deliveries.clone()));
     let probes = Probes {
         app_name: config.app_name.clone(),
         app_env: config.app_env,
@@ -279,8 +287,12 @@ pub async fn start(
         let ctx = ApiContext {
             producer,
             store: backends.store.clone(),
+            deliveries: backends.deliveries.clone(),
+            broker: backends.broker.clone(),
+            directory: directory.clone(),
             router: router.clone(),
             max_batch_events: config.max_batch_events,
+            allow_private_webhooks: config.webhook_allow_private_networks,
         };
         api::router(ctx, probes, config.max_body_bytes)
     } else {
@@ -302,26 +314,13 @@ pub async fn start(
             .await
     });
 
-    let worker_task = role.worker.then(|| {
-        let settings = WorkerSettings {
-            group: config.consumer_group.clone(),
-            consumer: consumer_name(),
-            streams: router.all_streams(),
-            concurrency: config.worker_concurrency,
-            read_count: READ_COUNT,
-            claim_idle: config.claim_idle,
-            retry: RetryConfig {
-                max_retries: config.max_retries,
-                base_delay: config.retry_base_delay,
-                max_delay: config.retry_max_delay,
-                exponential_base: 2.0,
-                jitter: true,
-            },
-        };
-        let worker = Worker::new(backends.broker.clone(), handlers, settings)
-            .remembering_processed(backends.store.clone());
-        tokio::spawn(worker.run(shutdown.clone()))
-    });
+    let worker = if role.worker {
+        let started = start_worker(config, &backends, directory, handlers, &router, &shutdown);
+        // Without its worker the process must not run on: stop the server just started.
+        Some(started.inspect_err(|_| shutdown.cancel())?)
+    } else {
+        None
+    };
 
     let task = tokio::spawn(async move {
         let mut result = match http_task.await {
@@ -335,13 +334,14 @@ pub async fn start(
         if let Some(tasks) = producer_tasks {
             tasks.finished().await;
         }
-        if let Some(worker) = worker_task
-            && let Err(source) = worker.await
-        {
-            result = result.and(Err(AppError::Panicked {
-                part: "the worker",
-                source,
-            }));
+        if let Some((worker, dispatcher)) = worker {
+            if let Err(source) = worker.await {
+                result = result.and(Err(AppError::Panicked {
+                    part: "the worker",
+                    source,
+                }));
+            }
+            dispatcher.finished().await;
         }
         backends.close().await;
         tracing::info!("EventFlow stopped");
@@ -353,4 +353,60 @@ pub async fn start(
         shutdown,
         task,
     })
+}
+
+/// Starts the worker with the webhook fan-out ahead of `handlers`, and the dispatcher that
+/// delivers what the fan-out creates.
+fn start_worker(
+    config: &Config,
+    backends: &Backends,
+    directory: Arc<SubscriptionDirectory>,
+    handlers: Vec<Arc<dyn Handler>>,
+    router: &StreamRouter,
+    shutdown: &CancellationToken,
+) -> Result<(JoinHandle<()>, DispatcherTasks), AppError> {
+    let retry = RetryConfig {
+        max_retries: config.max_retries,
+        base_delay: config.retry_base_delay,
+        max_delay: config.retry_max_delay,
+        exponential_base: 2.0,
+        jitter: true,
+    };
+    let (dispatcher, dispatcher_tasks) = Dispatcher::spawn(
+        backends.deliveries.clone(),
+        backends.store.clone(),
+        directory.clone(),
+        DispatcherSettings {
+            retry: retry.clone(),
+            breaker: BreakerConfig {
+                failure_threshold: config.breaker_failure_threshold,
+                recovery_timeout: config.breaker_recovery_timeout,
+                half_open_max_calls: config.breaker_half_open_max_calls,
+            },
+            timeout: config.webhook_timeout,
+            allow_private: config.webhook_allow_private_networks,
+        },
+        shutdown.clone(),
+    )
+    .map_err(AppError::WebhookClient)?;
+    let fanout = WebhookFanout::new(directory, backends.deliveries.clone(), dispatcher);
+    let mut all_handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(fanout)];
+    all_handlers.extend(handlers);
+    let settings = WorkerSettings {
+        group: config.consumer_group.clone(),
+        consumer: consumer_name(),
+        streams: router.all_streams(),
+        concurrency: config.worker_concurrency,
+        read_count: READ_COUNT,
+        claim_idle: config.claim_idle,
+        retry,
+    };
+    let worker = Worker::new(
+        backends.broker.clone(),
+        backends.deliveries.clone(),
+        all_handlers,
+        settings,
+    )
+    .remembering_processed(backends.store.clone());
+    Ok((tokio::spawn(worker.run(shutdown.clone())), dispatcher_tasks))
 }

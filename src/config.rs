@@ -136,6 +136,31 @@ pub const SETTINGS: &[Setting] = &[
         default: "1000000",
         description: "Approximate cap on each Redis stream's length (XADD MAXLEN ~); the store keeps every event",
     },
+    Setting {
+        name: "WEBHOOK_TIMEOUT_MS",
+        default: "10000",
+        description: "Connect and total timeout of one webhook request",
+    },
+    Setting {
+        name: "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        default: "",
+        description: "Allow webhook URLs on loopback, private and link-local addresses (default: only with APP_ENV=development)",
+    },
+    Setting {
+        name: "BREAKER_FAILURE_THRESHOLD",
+        default: "5",
+        description: "Consecutive failed deliveries that open a subscription's circuit breaker",
+    },
+    Setting {
+        name: "BREAKER_RECOVERY_TIMEOUT",
+        default: "30.0",
+        description: "Seconds an open circuit waits before trial deliveries",
+    },
+    Setting {
+        name: "BREAKER_HALF_OPEN_MAX_CALLS",
+        default: "3",
+        description: "Trial deliveries at once while half-open; that many successes close the circuit",
+    },
 ];
 
 /// Deployment environment; production is stricter in later features.
@@ -214,6 +239,16 @@ pub struct Config {
     pub claim_idle: Duration,
     /// Approximate cap on each Redis stream's length.
     pub stream_max_len: usize,
+    /// Connect and total timeout of a webhook request.
+    pub webhook_timeout: Duration,
+    /// Whether webhook URLs may lead to non-public addresses.
+    pub webhook_allow_private_networks: bool,
+    /// Failures that open a subscription's circuit.
+    pub breaker_failure_threshold: u32,
+    /// How long an open circuit waits.
+    pub breaker_recovery_timeout: Duration,
+    /// Trial calls while half-open.
+    pub breaker_half_open_max_calls: u32,
 }
 
 impl Config {
@@ -275,7 +310,7 @@ impl Config {
                 "error, warn, info, debug, trace, or a filter such as eventflow=debug,sqlx=warn",
             ));
         }
-        let config = Self {
+        let mut config = Self {
             app_name: vars.non_empty("APP_NAME")?,
             app_env: vars.parse("APP_ENV", "development, staging or production", |v| match v
                 .to_ascii_lowercase()
@@ -332,10 +367,7 @@ impl Config {
             default_stream: vars.parse(
                 "DEFAULT_STREAM",
                 "a stream name starting with events:",
-                |v| {
-                    (v.starts_with("events:") && v.len() > "events:".len() && v != "events:dlq")
-                        .then(|| v.to_string())
-                },
+                |v| (v.starts_with("events:") && v.len() > "events:".len()).then(|| v.to_string()),
             )?,
             worker_concurrency: vars.parse(
                 "WORKER_CONCURRENCY",
@@ -354,7 +386,38 @@ impl Config {
                         .filter(|n| (1000..=1_000_000_000).contains(n))
                 },
             )?,
+            webhook_timeout: vars.parse(
+                "WEBHOOK_TIMEOUT_MS",
+                "milliseconds from 100 to 300000",
+                |v| millis(v, 100, 300_000),
+            )?,
+            webhook_allow_private_networks: false,
+            breaker_failure_threshold: vars.parse(
+                "BREAKER_FAILURE_THRESHOLD",
+                "a whole number from 1 to 1000",
+                |v| v.parse().ok().filter(|n| (1..=1000).contains(n)),
+            )?,
+            breaker_recovery_timeout: vars.parse(
+                "BREAKER_RECOVERY_TIMEOUT",
+                "seconds, such as 30.0",
+                seconds,
+            )?,
+            breaker_half_open_max_calls: vars.parse(
+                "BREAKER_HALF_OPEN_MAX_CALLS",
+                "a whole number from 1 to 1000",
+                |v| v.parse().ok().filter(|n| (1..=1000).contains(n)),
+            )?,
         };
+        // Private networks are open to webhooks in development unless the variable says otherwise.
+        config.webhook_allow_private_networks =
+            match vars.raw("WEBHOOK_ALLOW_PRIVATE_NETWORKS").trim() {
+                "" => config.app_env == AppEnv::Development,
+                _ => vars.parse(
+                    "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+                    "true or false",
+                    parse_bool,
+                )?,
+            };
         if config.retry_base_delay > config.retry_max_delay {
             return Err(invalid(
                 "RETRY_BASE_DELAY",
@@ -485,6 +548,22 @@ mod tests {
         assert_eq!(config.consumer_group, "eventflow-workers");
         assert_eq!(config.retry_base_delay, Duration::from_secs(1));
         assert_eq!(config.api_port, 8000);
+    }
+
+    #[test]
+    fn private_webhook_targets_follow_the_environment_unless_set() {
+        let allowed = |pairs: &[(&str, &str)]| {
+            Config::from_map(&pairs.iter().copied().collect())
+                .unwrap()
+                .webhook_allow_private_networks
+        };
+        assert!(allowed(&[]));
+        assert!(!allowed(&[("APP_ENV", "production")]));
+        assert!(allowed(&[
+            ("APP_ENV", "production"),
+            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
+        ]));
+        assert!(!allowed(&[("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")]));
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! The contract every `EventStore` and every `Broker` implementation passes: the same tests,
-//! run against each backend this build has (today the embedded SQLite store and broker).
+//! The contract every `EventStore` (with its `DeliveryStore`) and every `Broker` implementation
+//! passes: the same tests, run against the embedded SQLite store and broker, and against
+//! PostgreSQL and Redis when the test services are configured.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, EntryId, RedisBroker, StreamMessage};
+use eventflow::delivery::{
+    AttemptRecord, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob, DeliveryStore,
+    NewDelivery, NextStep, StoredSubscription, Subscription,
+};
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::sqlite::SqliteDb;
 use eventflow::store::{
@@ -22,6 +27,7 @@ use common::services;
 struct Backend {
     name: String,
     store: Arc<dyn EventStore>,
+    deliveries: Arc<dyn DeliveryStore>,
     broker: Arc<dyn Broker>,
     /// Makes stream names unique to this backend instance: tests share one Redis.
     run: String,
@@ -46,6 +52,7 @@ async fn backends() -> Vec<Backend> {
     let mut all = vec![Backend {
         name: "sqlite+embedded".into(),
         store: Arc::new(SqliteStore::new(db.clone())),
+        deliveries: Arc::new(SqliteStore::new(db.clone())),
         broker: Arc::new(EmbeddedBroker::new(db.clone())),
         run: run.clone(),
         _dir: dir,
@@ -59,14 +66,18 @@ async fn backends() -> Vec<Backend> {
     let db = SqliteDb::open(&format!("sqlite://{}/contract.db", dir.path().display()))
         .await
         .unwrap();
-    let (store_name, store): (_, Arc<dyn EventStore>) = match postgres {
-        Some(url) => {
-            let store = PgStore::connect_lazy(&url).unwrap();
-            store.migrate().await.unwrap();
-            ("postgres", Arc::new(store))
-        }
-        None => ("sqlite", Arc::new(SqliteStore::new(db.clone()))),
-    };
+    let (store_name, store, deliveries): (_, Arc<dyn EventStore>, Arc<dyn DeliveryStore>) =
+        match postgres {
+            Some(url) => {
+                let store = PgStore::connect_lazy(&url).unwrap();
+                store.migrate().await.unwrap();
+                ("postgres", Arc::new(store.clone()), Arc::new(store))
+            }
+            None => {
+                let store = SqliteStore::new(db.clone());
+                ("sqlite", Arc::new(store.clone()), Arc::new(store))
+            }
+        };
     let (broker_name, broker): (_, Arc<dyn Broker>) = match redis {
         Some(url) => (
             "redis",
@@ -77,6 +88,7 @@ async fn backends() -> Vec<Backend> {
     all.push(Backend {
         name: format!("{store_name}+{broker_name}"),
         store,
+        deliveries,
         broker,
         run,
         _dir: dir,
@@ -633,5 +645,317 @@ async fn store_remembers_processed_events_per_group() {
         );
         let other = store.processed("other", &ids).await.unwrap();
         assert!(other.is_empty(), "{}: per group", backend.name);
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+fn subscription(name: &str) -> StoredSubscription {
+    StoredSubscription {
+        subscription: Subscription {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            event_types: vec!["order.*".into(), "user.created".into()],
+            webhook_url: "https://example.com/hook".into(),
+            enabled: true,
+            disabled_reason: None,
+            created_at: at(0),
+            updated_at: at(0),
+        },
+        secret: "whsec_dGVzdA==".into(),
+    }
+}
+
+fn handler_letter(event_id: &str) -> DeadLetter {
+    DeadLetter {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: DeadLetterKind::Handler,
+        event_id: event_id.into(),
+        event_type: "user.created".into(),
+        stream: "events:user".into(),
+        subscription_id: None,
+        delivery_id: None,
+        handler: Some("audit".into()),
+        error: "boom".into(),
+        status_code: None,
+        response_body: None,
+        attempts: 4,
+        failed_at: at(5),
+        event: json!({"id": event_id, "type": "user.created"}),
+    }
+}
+
+#[tokio::test]
+async fn delivery_store_keeps_subscriptions() {
+    for backend in backends().await {
+        let store = &backend.deliveries;
+        let name = &backend.name;
+        let mut stored = subscription("orders");
+        store.insert_subscription(&stored).await.unwrap();
+        let id = stored.subscription.id.clone();
+        assert_eq!(
+            store.subscription(&id).await.unwrap().as_ref(),
+            Some(&stored),
+            "{name}"
+        );
+        assert!(
+            store.subscriptions().await.unwrap().contains(&stored),
+            "{name}"
+        );
+
+        stored.subscription.name = "renamed".into();
+        stored.secret = "another secret".into();
+        stored.subscription.updated_at = at(1);
+        assert!(store.update_subscription(&stored).await.unwrap(), "{name}");
+        assert_eq!(
+            store.subscription(&id).await.unwrap(),
+            Some(stored.clone()),
+            "{name}"
+        );
+        let missing = subscription("missing");
+        assert!(
+            !store.update_subscription(&missing).await.unwrap(),
+            "{name}"
+        );
+
+        store.disable_subscription(&id, "410 Gone").await.unwrap();
+        let disabled = store.subscription(&id).await.unwrap().unwrap().subscription;
+        assert!(!disabled.enabled, "{name}");
+        assert_eq!(
+            disabled.disabled_reason.as_deref(),
+            Some("410 Gone"),
+            "{name}"
+        );
+
+        assert!(store.delete_subscription(&id).await.unwrap(), "{name}");
+        assert!(!store.delete_subscription(&id).await.unwrap(), "{name}");
+        assert_eq!(store.subscription(&id).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() {
+    for backend in backends().await {
+        let store = &backend.deliveries;
+        let name = &backend.name;
+        let stored = subscription("jobs");
+        store.insert_subscription(&stored).await.unwrap();
+        let sub = stored.subscription.id.as_str();
+        let (first, second) = (
+            NewDelivery::new("evt-1", sub),
+            NewDelivery::new("evt-2", sub),
+        );
+        let created = store
+            .create_deliveries(&[first.clone(), second.clone()], at(60))
+            .await;
+        assert_eq!(
+            created.unwrap(),
+            [first.id.clone(), second.id.clone()],
+            "{name}"
+        );
+        // An event consumed again creates no second job for the same subscription.
+        let again = [
+            NewDelivery::new("evt-1", sub),
+            NewDelivery::new("evt-2", sub),
+        ];
+        assert!(
+            store
+                .create_deliveries(&again, at(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+
+        // Leased to their creator until 60 s; due to anyone after that, once.
+        assert!(
+            store
+                .claim_due(at(59), at(200), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let mut claimed = store.claim_due(at(61), at(200), 10).await.unwrap();
+        claimed.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        let ids: Vec<_> = claimed.iter().map(|job| job.id.clone()).collect();
+        assert_eq!(ids, [first.id.clone(), second.id.clone()], "{name}");
+        assert!(
+            store
+                .claim_due(at(61), at(300), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+
+        let letter = DeadLetter {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: DeadLetterKind::Webhook,
+            subscription_id: Some(sub.into()),
+            delivery_id: Some(second.id.clone()),
+            status_code: Some(500),
+            response_body: Some("boom".into()),
+            handler: None,
+            ..handler_letter("evt-2")
+        };
+        let record = |job: &DeliveryJob, status: u16, next: NextStep| AttemptRecord {
+            job: job.clone(),
+            attempt: 1,
+            status_code: Some(status),
+            latency: Duration::from_millis(3),
+            error: Some(format!("endpoint answered {status}")),
+            attempted_at: at(62),
+            next,
+        };
+        let records = [
+            record(&claimed[0], 503, NextStep::RetryAt(at(100))),
+            record(
+                &claimed[1],
+                500,
+                NextStep::DeadLetter(Box::new(letter.clone())),
+            ),
+        ];
+        store.record_attempts(&records).await.unwrap();
+        let log = store.attempts(sub, None, 10).await.unwrap();
+        assert_eq!(log.attempts.len(), 2, "{name}");
+        assert_eq!(
+            log.attempts[0].status_code,
+            Some(500),
+            "{name}: newest first"
+        );
+        assert_eq!(log.attempts[1].next_attempt_at, Some(at(100)), "{name}");
+        assert_eq!(log.attempts[1].latency_ms, 3.0, "{name}");
+        let page = store.attempts(sub, None, 1).await.unwrap();
+        let rest = store.attempts(sub, page.next_cursor, 1).await.unwrap();
+        assert_eq!(rest.attempts[0].delivery_id, first.id, "{name}");
+        assert_eq!(rest.next_cursor, None, "{name}");
+
+        // The retry comes due at its time with its attempt count; postponing moves it.
+        assert!(
+            store
+                .claim_due(at(99), at(400), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        store
+            .postpone(&[(first.id.clone(), at(150))])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_due(at(120), at(400), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let retry = store.claim_due(at(150), at(400), 10).await.unwrap();
+        assert_eq!(
+            (retry[0].id.as_str(), retry[0].attempts),
+            (first.id.as_str(), 1),
+            "{name}"
+        );
+
+        // The dead letter comes back with a fresh budget when requeued, once.
+        assert_eq!(store.dead_letter_count().await.unwrap(), 1, "{name}");
+        assert_eq!(
+            store.dead_letter(&letter.id).await.unwrap(),
+            Some(letter.clone()),
+            "{name}"
+        );
+        assert!(store.requeue_delivery(&letter).await.unwrap(), "{name}");
+        assert!(!store.requeue_delivery(&letter).await.unwrap(), "{name}");
+        assert_eq!(store.dead_letter_count().await.unwrap(), 0, "{name}");
+        let requeued = store.claim_due(Utc::now(), at(500), 10).await.unwrap();
+        assert_eq!(requeued.len(), 1, "{name}");
+        assert_eq!(
+            (requeued[0].id.as_str(), requeued[0].attempts),
+            (second.id.as_str(), 0),
+            "{name}"
+        );
+
+        // Deleting the subscription takes its jobs and log along.
+        assert!(store.delete_subscription(sub).await.unwrap(), "{name}");
+        assert!(
+            store
+                .attempts(sub, None, 10)
+                .await
+                .unwrap()
+                .attempts
+                .is_empty(),
+            "{name}"
+        );
+        assert!(
+            store
+                .claim_due(at(10_000), at(20_000), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delivery_store_lists_filters_and_deletes_dead_letters() {
+    for backend in backends().await {
+        let store = &backend.deliveries;
+        let name = &backend.name;
+        let letters: Vec<_> = (0..3)
+            .map(|n| handler_letter(&format!("evt-{n}")))
+            .collect();
+        for letter in &letters {
+            store.add_dead_letter(letter).await.unwrap();
+        }
+        let query = |kind, limit, cursor| DeadLetterQuery {
+            kind,
+            limit,
+            cursor,
+            ..DeadLetterQuery::default()
+        };
+        let first = store.dead_letters(&query(None, 2, None)).await.unwrap();
+        assert_eq!(first.letters, letters[..2], "{name}: oldest first");
+        let rest = store
+            .dead_letters(&query(None, 2, first.next_cursor))
+            .await
+            .unwrap();
+        assert_eq!(
+            (rest.letters.as_slice(), rest.next_cursor),
+            (&letters[2..], None),
+            "{name}"
+        );
+        let webhooks = query(Some(DeadLetterKind::Webhook), 10, None);
+        let webhooks = store.dead_letters(&webhooks).await.unwrap();
+        assert!(webhooks.letters.is_empty(), "{name}");
+        let by_type = DeadLetterQuery {
+            event_type: Some("user.created".into()),
+            limit: 10,
+            ..DeadLetterQuery::default()
+        };
+        assert_eq!(
+            store.dead_letters(&by_type).await.unwrap().letters.len(),
+            3,
+            "{name}"
+        );
+
+        assert!(
+            store.delete_dead_letter(&letters[1].id).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.delete_dead_letter(&letters[1].id).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.dead_letter(&letters[1].id).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(store.dead_letter_count().await.unwrap(), 2, "{name}");
     }
 }

@@ -37,7 +37,7 @@ fn flood(
         .map(|task| {
             let (stop, acked) = (stop.clone(), acked.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = common::http_client();
                 let url = format!("http://127.0.0.1:{port}/api/v1/events");
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -63,7 +63,7 @@ fn flood(
 }
 
 async fn assert_all_stored(port: u16, ids: &[String]) {
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     for id in ids {
         let response = client
             .get(format!("http://127.0.0.1:{port}/api/v1/events/{id}"))

@@ -192,7 +192,7 @@ async fn redis_outage_keeps_ingesting_and_publishes_everything_when_it_returns()
     let _api = Eventflow::start(dir.path(), port, &["serve", "--no-worker"], &env).await;
     let worker_port = free_port();
     let _worker = Eventflow::start(dir.path(), worker_port, &["worker", "start"], &env).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let readiness = |port: u16| {
         let client = client.clone();
         async move {
@@ -308,7 +308,7 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
     let doomed_name = format!("-{}-", doomed.pid());
 
     // Stream events until the doomed worker holds some unacknowledged, then kill it.
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut conn = redis_conn(&redis_url).await;
     let mut posted = 0;
     let mut killed_holding = 0;

@@ -11,11 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{TestServer, eventually, user_created};
 use eventflow::broker::{Broker, EmbeddedBroker, StreamMessage};
-use eventflow::events::routing::DEAD_LETTER_STREAM;
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::sqlite::SqliteDb;
 use eventflow::store::{EventStore, SqliteStore};
-use eventflow::worker::{DeadLetter, Handler, HandlerError};
+use eventflow::worker::{Handler, HandlerError};
 use serde_json::json;
 
 /// Records (partition key, sequence) of every event, after a short pause that lets lanes interleave.
@@ -66,13 +65,11 @@ impl Handler for Flaky {
 /// The workers' consumer group (the default).
 const GROUP: &str = "eventflow-workers";
 
-async fn dead_letters(database_url: &str) -> Vec<DeadLetter> {
-    let broker = EmbeddedBroker::new(SqliteDb::open(database_url).await.unwrap());
-    let entries = broker.range(DEAD_LETTER_STREAM, None, 100).await.unwrap();
-    entries
-        .iter()
-        .map(|(_, message)| serde_json::from_str(&message.payload).unwrap())
-        .collect()
+/// The dead-letter queue, through the API.
+async fn dead_letters(server: &TestServer) -> Vec<serde_json::Value> {
+    let (status, body) = server.get_json("/api/v1/dlq").await;
+    assert_eq!(status, 200);
+    body["dead_letters"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -131,20 +128,23 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
         .as_str()
         .unwrap()
         .to_string();
-    let url = server.database_url.clone();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            !dead_letters(&url).await.is_empty()
+            !dead_letters(&server).await.is_empty()
         })
         .await
     );
-    let letters = dead_letters(&url).await;
+    let letters = dead_letters(&server).await;
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].event_id, event_id);
-    assert_eq!(letters[0].attempts, 3, "MAX_RETRIES=2 means three attempts");
-    assert_eq!(letters[0].handler.as_deref(), Some("flaky"));
-    assert!(letters[0].error.contains("503"));
-    assert_eq!(letters[0].stream, "events:user");
+    let letter = &letters[0];
+    assert_eq!(letter["kind"], "handler");
+    assert_eq!(letter["event_id"], event_id.as_str());
+    assert_eq!(letter["event_type"], "user.created");
+    assert_eq!(letter["attempts"], 3, "MAX_RETRIES=2 means three attempts");
+    assert_eq!(letter["handler"], "flaky");
+    assert!(letter["error"].as_str().unwrap().contains("503"));
+    assert_eq!(letter["stream"], "events:user");
+    assert_eq!(letter["event"]["id"], event_id.as_str());
     assert_eq!(failing.calls.load(Ordering::SeqCst), 3);
 }
 
@@ -165,7 +165,47 @@ async fn a_flaky_handler_succeeds_on_retry_without_a_dead_letter() {
         .await
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(dead_letters(&server.database_url).await.is_empty());
+    assert!(dead_letters(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_lettered_event_retried_from_the_dlq_is_processed_again() {
+    let flaky = Arc::new(Flaky {
+        failures: 2,
+        calls: AtomicU32::new(0),
+    });
+    let server = TestServer::start_with(
+        &[("MAX_RETRIES", "1"), ("RETRY_BASE_DELAY", "0.01")],
+        vec![flaky.clone()],
+    )
+    .await;
+    server
+        .post_json("/api/v1/events", &user_created("usr_4"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            dead_letters(&server).await.len() == 1
+        })
+        .await
+    );
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
+    let letter = &dead_letters(&server).await[0];
+    let path = format!("/api/v1/dlq/{}/retry", letter["id"].as_str().unwrap());
+    let (status, body) = server.call("POST", &path, None).await;
+    assert_eq!((status, &body["requeued"]), (202, &serde_json::json!(1)));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            flaky.calls.load(Ordering::SeqCst) == 3
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(dead_letters(&server).await.is_empty());
+    assert_eq!(
+        flaky.calls.load(Ordering::SeqCst),
+        3,
+        "processed once more, not twice"
+    );
 }
 
 /// A consumer of the workers' group read `event` from `events:system` and died before

@@ -302,7 +302,7 @@ fn conflict_detail(existing_source: &str) -> String {
 }
 
 /// Percent-encodes `text` for use as one URL path segment (RFC 3986 unreserved stay as they are).
-fn path_segment(text: &str) -> String {
+pub(super) fn path_segment(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

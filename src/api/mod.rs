@@ -1,10 +1,13 @@
 //! The HTTP API: routes, shared state, and the middleware every request passes.
 
 pub mod correlation;
+mod dlq;
 mod events;
 mod health;
 mod openapi;
+mod paging;
 pub mod problem;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -16,6 +19,8 @@ use axum::routing::{get, post};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::broker::Broker;
+use crate::delivery::{DeliveryStore, SubscriptionDirectory};
 use crate::events::StreamRouter;
 use crate::producer::Producer;
 use crate::store::EventStore;
@@ -24,16 +29,24 @@ use problem::{ApiError, PROBLEM_JSON};
 pub use health::Probes;
 pub use openapi::ApiDoc;
 
-/// What the event endpoints share.
+/// What the endpoints share.
 pub struct ApiContext {
     /// Commits events.
     pub producer: Producer,
     /// Answers queries.
     pub store: Arc<dyn EventStore>,
+    /// Subscriptions, delivery logs and dead letters.
+    pub deliveries: Arc<dyn DeliveryStore>,
+    /// Takes retried dead letters of event handlers back.
+    pub broker: Arc<dyn Broker>,
+    /// This process's cache of subscriptions, refreshed on every change made here.
+    pub directory: Arc<SubscriptionDirectory>,
     /// Routes event types to streams.
     pub router: StreamRouter,
     /// MAX_BATCH_EVENTS.
     pub max_batch_events: usize,
+    /// Whether webhook URLs may lead to non-public addresses.
+    pub allow_private_webhooks: bool,
 }
 
 /// The complete router of an API process: API, health, metrics, OpenAPI document and docs page.
@@ -45,6 +58,30 @@ pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router 
         )
         .route("/api/v1/events/batch", post(events::create_batch))
         .route("/api/v1/events/{event_id}", get(events::get_event))
+        .route(
+            "/api/v1/subscriptions",
+            post(subscriptions::create_subscription).get(subscriptions::list_subscriptions),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}",
+            get(subscriptions::get_subscription)
+                .patch(subscriptions::update_subscription)
+                .delete(subscriptions::delete_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/deliveries",
+            get(subscriptions::list_deliveries),
+        )
+        .route("/api/v1/dlq", get(dlq::list_dead_letters))
+        .route("/api/v1/dlq/retry", post(dlq::retry_dead_letters))
+        .route(
+            "/api/v1/dlq/{message_id}",
+            get(dlq::get_dead_letter).delete(dlq::delete_dead_letter),
+        )
+        .route(
+            "/api/v1/dlq/{message_id}/retry",
+            post(dlq::retry_dead_letter),
+        )
         .with_state(Arc::new(ctx));
     let app = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))

@@ -14,6 +14,17 @@ use utoipa::OpenApi;
         super::events::create_batch,
         super::events::list_events,
         super::events::get_event,
+        super::subscriptions::create_subscription,
+        super::subscriptions::list_subscriptions,
+        super::subscriptions::get_subscription,
+        super::subscriptions::update_subscription,
+        super::subscriptions::delete_subscription,
+        super::subscriptions::list_deliveries,
+        super::dlq::list_dead_letters,
+        super::dlq::get_dead_letter,
+        super::dlq::retry_dead_letter,
+        super::dlq::retry_dead_letters,
+        super::dlq::delete_dead_letter,
         super::health::health,
         super::health::live,
         super::health::ready,
@@ -21,6 +32,8 @@ use utoipa::OpenApi;
     ),
     tags(
         (name = "events", description = "Ingest and query events"),
+        (name = "subscriptions", description = "Webhook subscriptions and their delivery log"),
+        (name = "dead letters", description = "Deliveries and events that failed for good"),
         (name = "health", description = "Probes and metrics"),
     )
 )]

@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The event breaks the CloudEvents rules or its payload schema.
     #[error(transparent)]
     InvalidEvent(#[from] InvalidEvent),
+    /// The request is well-formed JSON but its content is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
     /// Nothing is at this address.
     #[error("{0}")]
     NotFound(String),
@@ -86,6 +89,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-event",
                 "Invalid event",
+            ),
+            Self::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-request",
+                "Invalid request",
             ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),

@@ -1,7 +1,24 @@
-//! Webhook delivery: how deliveries are signed, and which webhook URLs may be called.
+//! Webhook delivery: subscriptions, the jobs that deliver each event to each matching
+//! subscription, signed requests to vetted URLs, retries, circuit breakers, and the dead-letter
+//! queue that keeps whatever could not be delivered (or processed) for inspection and retry.
 
+mod client;
+mod dead_letter;
+mod directory;
+mod dispatcher;
+mod fanout;
+mod job;
 mod signing;
+mod store;
+mod subscription;
 mod url_guard;
 
+pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery};
+pub use directory::SubscriptionDirectory;
+pub use dispatcher::{Dispatcher, DispatcherSettings, DispatcherTasks, PreparedEvent};
+pub use fanout::WebhookFanout;
+pub use job::{AttemptPage, AttemptRecord, DeliveryAttempt, DeliveryJob, NewDelivery, NextStep};
 pub use signing::{SecretError, SigningSecret};
+pub use store::DeliveryStore;
+pub use subscription::{StoredSubscription, Subscription, pattern_matches, validate_patterns};
 pub use url_guard::{GuardError, is_public, vet_webhook_url};

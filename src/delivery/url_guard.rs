@@ -67,6 +67,16 @@ pub async fn vet_webhook_url(
             })?
             .collect(),
     };
+    check_resolved(host, addresses, allow_private)
+}
+
+/// Checks the addresses `host` resolved to: at least one, and all of them public unless
+/// `allow_private`. Used when a URL is vetted and by the resolver of every webhook connection.
+pub(crate) fn check_resolved(
+    host: String,
+    addresses: Vec<SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, GuardError> {
     if addresses.is_empty() {
         return Err(GuardError::Unresolvable {
             host,

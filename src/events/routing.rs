@@ -8,8 +8,6 @@ pub const SYSTEM_STREAM: &str = "events:system";
 pub const BUSINESS_STREAM: &str = "events:business";
 /// Stream of page views, feature use and conversions.
 pub const ANALYTICS_STREAM: &str = "events:analytics";
-/// Stream of dead letters: events whose processing failed for good.
-pub const DEAD_LETTER_STREAM: &str = "events:dlq";
 
 /// The streams of the known families, in a fixed order.
 pub const FAMILY_STREAMS: [&str; 4] = [

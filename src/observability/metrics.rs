@@ -8,7 +8,8 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::broker::Broker;
-use crate::events::routing::DEAD_LETTER_STREAM;
+use crate::delivery::DeliveryStore;
+use crate::reliability::BreakerState;
 
 const PUBLISHED: &str = "eventflow_events_published_total";
 const CONSUMED: &str = "eventflow_events_consumed_total";
@@ -20,6 +21,9 @@ const COMMIT_SECONDS: &str = "eventflow_producer_commit_seconds";
 const STREAM_LENGTH: &str = "eventflow_stream_length";
 const CONSUMER_LAG: &str = "eventflow_consumer_lag";
 const CONSUMER_PENDING: &str = "eventflow_consumer_pending";
+const BREAKER_STATE: &str = "eventflow_circuit_breaker_state";
+const WEBHOOK_DELIVERIES: &str = "eventflow_webhook_deliveries_total";
+const WEBHOOK_SECONDS: &str = "eventflow_webhook_delivery_seconds";
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -42,6 +46,9 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), LATENCY_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WEBHOOK_SECONDS.into()), LATENCY_BUCKETS)
                 })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
@@ -68,6 +75,19 @@ fn describe() {
         "Time workers spend processing one event"
     );
     describe_gauge!(DLQ_SIZE, "Entries in the dead-letter queue");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker of each subscription's endpoint: 0 closed, 1 open, 2 half-open"
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts by outcome: delivered, retry or dead_lettered"
+    );
+    describe_histogram!(
+        WEBHOOK_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of one webhook request"
+    );
     describe_histogram!(BATCH_SIZE, "Events per group commit");
     describe_histogram!(
         COMMIT_SECONDS,
@@ -113,7 +133,27 @@ pub fn group_commit(events: usize, elapsed: Duration) {
     histogram!(COMMIT_SECONDS).record(elapsed.as_secs_f64());
 }
 
-/// Samples stream length, consumer lag, pending entries and the DLQ size from the broker.
+/// Records the state of a subscription's circuit breaker.
+pub fn circuit_breaker_state(subscription_id: &str, state: BreakerState) {
+    gauge!(BREAKER_STATE, "subscription" => subscription_id.to_string()).set(state.as_metric());
+}
+
+/// Counts one webhook delivery attempt by what follows it, and its duration.
+pub fn webhook_attempt(outcome: &'static str, elapsed: Duration) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    if !elapsed.is_zero() {
+        histogram!(WEBHOOK_SECONDS).record(elapsed.as_secs_f64());
+    }
+}
+
+/// Samples the size of the dead-letter queue from the store.
+pub async fn sample_dead_letters(store: &dyn DeliveryStore) {
+    if let Ok(size) = store.dead_letter_count().await {
+        gauge!(DLQ_SIZE).set(size as f64);
+    }
+}
+
+/// Samples stream length, consumer lag and pending entries from the broker.
 pub async fn sample_broker(broker: &dyn Broker, group: &str, streams: &[String]) {
     for stream in streams {
         let labels = [("stream", stream.clone()), ("group", group.to_string())];
@@ -126,8 +166,5 @@ pub async fn sample_broker(broker: &dyn Broker, group: &str, streams: &[String])
         if let Ok(pending) = broker.pending(group, stream).await {
             gauge!(CONSUMER_PENDING, &labels).set(pending as f64);
         }
-    }
-    if let Ok(size) = broker.stream_len(DEAD_LETTER_STREAM).await {
-        gauge!(DLQ_SIZE).set(size as f64);
     }
 }

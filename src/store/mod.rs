@@ -2,6 +2,9 @@
 //! acknowledged. [`EventStore`] is the contract; [`SqliteStore`] the embedded implementation.
 
 mod batch;
+mod delivery_postgres;
+mod delivery_rows;
+mod delivery_sqlite;
 mod postgres;
 mod query;
 mod sqlite;

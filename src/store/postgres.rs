@@ -84,6 +84,11 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// The connection pool, for the delivery tables in the same database.
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 /// The batch as one array per column, in the order of [`APPEND`]'s parameters.
@@ -120,7 +125,9 @@ impl<'a> Columns<'a> {
 
 /// Runs a store call, giving up after [`CALL_TIMEOUT`]: a database that stops answering (a
 /// network that drops packets) is then unavailable instead of holding its callers forever.
-async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+pub(super) async fn bounded<T>(
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     tokio::time::timeout(CALL_TIMEOUT, call)
         .await
         .unwrap_or(Err(StoreError::TimedOut(CALL_TIMEOUT)))

@@ -39,6 +39,11 @@ impl SqliteStore {
             stream: Some(broker),
         }
     }
+
+    /// The database, for the delivery tables in the same file.
+    pub(super) fn db(&self) -> &SqliteDb {
+        &self.db
+    }
 }
 
 /// A multi-row INSERT of `events` with their encoded bodies, skipping ids stored before.

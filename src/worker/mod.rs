@@ -5,7 +5,6 @@
 //! is retried with backoff; after MAX_RETRIES retries the event is dead-lettered. Entries left
 //! pending by a dead consumer are claimed after CLAIM_IDLE_MS.
 
-mod dead_letter;
 mod handler;
 
 use std::collections::{BTreeMap, HashSet};
@@ -22,12 +21,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Delivery, EntryId};
+use crate::delivery::{DeadLetter, DeliveryStore};
 use crate::events::Event;
 use crate::observability::metrics;
 use crate::reliability::{RetryConfig, retry};
 use crate::store::EventStore;
 
-pub use dead_letter::DeadLetter;
 pub use handler::{Handler, HandlerError};
 
 /// Longest a read waits for new entries; also how quickly shutdown is noticed.
@@ -47,7 +46,7 @@ const SETTLE_RETRY: RetryConfig = RetryConfig {
     exponential_base: 2.0,
     jitter: false,
 };
-/// How often broker gauges (lag, stream length, DLQ size) are sampled.
+/// How often gauges (lag, stream length, DLQ size) are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a worker reads and retries.
@@ -79,6 +78,7 @@ pub fn consumer_name() -> String {
 /// A consumer-group member; see the module documentation.
 pub struct Worker {
     broker: Arc<dyn Broker>,
+    dead_letters: Arc<dyn DeliveryStore>,
     handlers: Arc<[Arc<dyn Handler>]>,
     settings: WorkerSettings,
     /// Where processed event ids are recorded, so that a redelivered event has no second effect.
@@ -86,9 +86,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker running `handlers` on every event.
+    /// A worker running `handlers` on every event, putting events that keep failing into the
+    /// dead-letter queue of `dead_letters`.
     pub fn new(
         broker: Arc<dyn Broker>,
+        dead_letters: Arc<dyn DeliveryStore>,
         handlers: Vec<Arc<dyn Handler>>,
         mut settings: WorkerSettings,
     ) -> Self {
@@ -96,6 +98,7 @@ impl Worker {
         settings.read_count = settings.read_count.max(1);
         Self {
             broker,
+            dead_letters,
             handlers: handlers.into(),
             settings,
             processed: None,
@@ -122,7 +125,7 @@ impl Worker {
             self.settings.group.clone(),
         );
         let processor = Arc::new(Processor {
-            broker: self.broker.clone(),
+            dead_letters: self.dead_letters.clone(),
             handlers: self.handlers.clone(),
             retry: self.settings.retry.clone(),
             acks,
@@ -162,6 +165,7 @@ impl Worker {
                     &self.settings.streams,
                 )
                 .await;
+                metrics::sample_dead_letters(self.dead_letters.as_ref()).await;
             }
             let claimed = if Instant::now() >= next_claim {
                 next_claim = Instant::now() + claim_every;
@@ -354,7 +358,7 @@ fn lane_of(delivery: &Delivery, lanes: usize) -> usize {
 
 /// Runs the handlers on one delivery and settles it: ack, or dead letter then ack.
 struct Processor {
-    broker: Arc<dyn Broker>,
+    dead_letters: Arc<dyn DeliveryStore>,
     handlers: Arc<[Arc<dyn Handler>]>,
     retry: RetryConfig,
     acks: mpsc::Sender<Settlement>,
@@ -386,8 +390,12 @@ impl Processor {
                 event
             }
             Err(err) => {
-                let letter =
-                    DeadLetter::new(&delivery, None, format!("undecodable event: {err}"), 1);
+                let letter = DeadLetter::for_handler(
+                    &delivery,
+                    None,
+                    format!("undecodable event: {err}"),
+                    1,
+                );
                 return self.dead_letter(delivery, letter).await;
             }
         };
@@ -404,7 +412,7 @@ impl Processor {
             let budget = self.retry.max_retries.saturating_add(1);
             if delivery.delivery_count > budget {
                 let error = format!("delivered {} times without being acknowledged", delivery.delivery_count - 1);
-                let letter = DeadLetter::new(&delivery, None, error, delivery.delivery_count - 1);
+                let letter = DeadLetter::for_handler(&delivery, None, error, delivery.delivery_count - 1);
                 return self.dead_letter(delivery, letter).await;
             }
             let started = Instant::now();
@@ -417,7 +425,7 @@ impl Processor {
                 .await;
                 if let Err(err) = outcome {
                     tracing::warn!(handler = handler.name(), attempts, error = %err, "handler failed for good");
-                    let letter = DeadLetter::new(&delivery, Some(handler.name()), err.to_string(), attempts);
+                    let letter = DeadLetter::for_handler(&delivery, Some(handler.name()), err.to_string(), attempts);
                     return self.dead_letter(delivery, letter).await;
                 }
             }
@@ -429,19 +437,10 @@ impl Processor {
         .await
     }
 
-    /// Moves the entry to the dead-letter stream, then acknowledges it; if the dead-letter
-    /// stream cannot be written, the entry stays pending and is redelivered later.
+    /// Adds the event to the dead-letter queue, then acknowledges it; if the queue cannot be
+    /// written, the entry stays pending and is redelivered later.
     async fn dead_letter(&self, delivery: Delivery, letter: DeadLetter) {
-        let published = match letter.to_message() {
-            Ok(message) => self
-                .broker
-                .publish(&[message])
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
-        match published {
+        match self.dead_letters.add_dead_letter(&letter).await {
             Ok(()) => {
                 tracing::error!(event_id = %letter.event_id, error = %letter.error, attempts = letter.attempts, "event dead-lettered");
                 metrics::event_failed(&delivery.message.stream);
@@ -465,7 +464,7 @@ impl Processor {
 enum Settled {
     /// Every handler succeeded: record the event as processed, then acknowledge.
     Processed,
-    /// Moved to the dead-letter stream: acknowledge.
+    /// Moved to the dead-letter queue: acknowledge.
     DeadLettered,
     /// Processed before: acknowledge.
     Skipped,

@@ -4,6 +4,7 @@
 pub mod process;
 pub mod proxy;
 pub mod python;
+pub mod receiver;
 pub mod services;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ pub struct TestServer {
     /// The store's URL (`sqlite://…` unless distributed).
     pub database_url: String,
     running: Option<Running>,
+    config: Config,
     _redis: Option<services::PrivateRedis>,
     _dir: TempDir,
 }
@@ -80,9 +82,10 @@ impl TestServer {
         let addr = running.addr;
         Self {
             base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: http_client(),
             database_url,
             running: Some(running),
+            config,
             _redis: redis,
             _dir: dir,
         }
@@ -135,12 +138,53 @@ impl TestServer {
             .expect("the API role has a producer")
     }
 
+    /// Starts again on the same database (and broker) after [`TestServer::stop`], on a new port.
+    pub async fn restart(&mut self) {
+        let running = app::start(
+            &self.config,
+            Role {
+                api: true,
+                worker: true,
+            },
+            Vec::new(),
+        )
+        .await
+        .expect("EventFlow starts again");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Sends `method` to `path` with an optional JSON body; returns status and JSON body
+    /// (`null` when there is none).
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("a JSON body")
+        };
+        (status, json)
+    }
+
     /// Shuts down gracefully, keeping the database directory until dropped.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean shutdown");
         }
     }
+}
+
+/// An HTTP client for tests (reqwest is built without a default TLS crypto provider).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 /// The README's `user.created` example.

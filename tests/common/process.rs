@@ -42,7 +42,7 @@ impl Eventflow {
         let mut all_env = vec![("API_PORT", port_text.as_str())];
         all_env.extend_from_slice(env);
         let mut server = Self::spawn(dir, args, &all_env);
-        let client = reqwest::Client::new();
+        let client = super::http_client();
         for _ in 0..200 {
             if client
                 .get(format!("http://127.0.0.1:{port}/health/live"))

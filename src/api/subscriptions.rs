@@ -1,0 +1,340 @@
+//! `/api/v1/subscriptions`: webhook subscriptions and their delivery log.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiContext;
+use super::events::path_segment;
+use super::paging;
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use crate::delivery::{
+    DeliveryAttempt, GuardError, SigningSecret, StoredSubscription, Subscription,
+    validate_patterns, vet_webhook_url,
+};
+
+/// Longest subscription name.
+const MAX_NAME: usize = 200;
+/// Longest webhook URL.
+const MAX_URL: usize = 2048;
+/// Longest secret a subscriber may give.
+const MAX_SECRET: usize = 1024;
+
+/// A new subscription.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    /// A name for people.
+    name: String,
+    /// Event types to deliver: exact (`order.created`), a prefix (`order.*`), or `*`.
+    event_types: Vec<String>,
+    /// Where to POST deliveries (http or https, on a public address outside development).
+    webhook_url: String,
+    /// Signing secret: `whsec_` and base64, or any string (its bytes are the key). Generated and
+    /// returned once when absent; never returned otherwise.
+    secret: Option<String>,
+    /// Deliver at once (default true).
+    enabled: Option<bool>,
+}
+
+/// Changes to a subscription; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionChanges {
+    /// A name for people.
+    name: Option<String>,
+    /// Event types to deliver.
+    event_types: Option<Vec<String>>,
+    /// Where to POST deliveries.
+    webhook_url: Option<String>,
+    /// A new signing secret.
+    secret: Option<String>,
+    /// Pause (false) or resume (true) deliveries; resuming clears `disabled_reason`.
+    enabled: Option<bool>,
+}
+
+/// A subscription just created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSubscription {
+    /// The subscription.
+    #[serde(flatten)]
+    subscription: Subscription,
+    /// The generated signing secret: shown this once, when none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+/// Every subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionList {
+    /// Oldest first.
+    subscriptions: Vec<Subscription>,
+}
+
+/// A page of a subscription's delivery log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryLog {
+    /// Attempts, newest first.
+    attempts: Vec<DeliveryAttempt>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Paging of the delivery log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Creates a subscription; its deliveries start with the next matching event.
+#[utoipa::path(
+    post, path = "/api/v1/subscriptions", tag = "subscriptions",
+    request_body = NewSubscription,
+    responses(
+        (status = 201, description = "Created", body = CreatedSubscription),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_subscription(
+    State(ctx): State<Arc<ApiContext>>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let new: NewSubscription = decode(&body)?;
+    let generated = new.secret.is_none().then(SigningSecret::generate);
+    let secret = new.secret.or_else(|| generated.clone()).unwrap_or_default();
+    let now = Utc::now();
+    let stored = StoredSubscription {
+        subscription: Subscription {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: new.name,
+            event_types: new.event_types,
+            webhook_url: new.webhook_url,
+            enabled: new.enabled.unwrap_or(true),
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        },
+        secret,
+    };
+    validate(&ctx, &stored, true).await?;
+    ctx.deliveries.insert_subscription(&stored).await?;
+    ctx.directory.invalidate();
+    let subscription = stored.subscription;
+    tracing::info!(subscription = %subscription.id, url = %subscription.webhook_url, "subscription created");
+    let location = format!("/api/v1/subscriptions/{}", path_segment(&subscription.id));
+    let created = CreatedSubscription {
+        subscription,
+        secret: generated,
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+/// Lists every subscription (never their secrets).
+#[utoipa::path(
+    get, path = "/api/v1/subscriptions", tag = "subscriptions",
+    responses((status = 200, description = "Every subscription", body = SubscriptionList))
+)]
+pub async fn list_subscriptions(
+    State(ctx): State<Arc<ApiContext>>,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    let subscriptions = ctx
+        .deliveries
+        .subscriptions()
+        .await?
+        .into_iter()
+        .map(|stored| stored.subscription)
+        .collect();
+    Ok(Json(SubscriptionList { subscriptions }))
+}
+
+/// One subscription (never its secret).
+#[utoipa::path(
+    get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = Subscription),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_subscription(
+    State(ctx): State<Arc<ApiContext>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    Ok(Json(find(&ctx, &id).await?.subscription))
+}
+
+/// Changes a subscription; pending deliveries go to its new URL and are signed with its new
+/// secret.
+#[utoipa::path(
+    patch, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body = SubscriptionChanges,
+    responses(
+        (status = 200, description = "The changed subscription", body = Subscription),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid change", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_subscription(
+    State(ctx): State<Arc<ApiContext>>,
+    ApiPath(id): ApiPath<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<Subscription>, ApiError> {
+    let changes: SubscriptionChanges = decode(&body)?;
+    let mut stored = find(&ctx, &id).await?;
+    let url_changed = changes.webhook_url.is_some();
+    let subscription = &mut stored.subscription;
+    if let Some(name) = changes.name {
+        subscription.name = name;
+    }
+    if let Some(event_types) = changes.event_types {
+        subscription.event_types = event_types;
+    }
+    if let Some(url) = changes.webhook_url {
+        subscription.webhook_url = url;
+    }
+    if let Some(enabled) = changes.enabled {
+        subscription.enabled = enabled;
+        if enabled {
+            subscription.disabled_reason = None;
+        }
+    }
+    subscription.updated_at = Utc::now();
+    if let Some(secret) = changes.secret {
+        stored.secret = secret;
+    }
+    validate(&ctx, &stored, url_changed).await?;
+    if !ctx.deliveries.update_subscription(&stored).await? {
+        return Err(not_found(&id));
+    }
+    ctx.directory.invalidate();
+    Ok(Json(stored.subscription))
+}
+
+/// Deletes a subscription, its pending deliveries and its delivery log.
+#[utoipa::path(
+    delete, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_subscription(
+    State(ctx): State<Arc<ApiContext>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if !ctx.deliveries.delete_subscription(&id).await? {
+        return Err(not_found(&id));
+    }
+    ctx.directory.invalidate();
+    tracing::info!(subscription = %id, "subscription deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The delivery log of a subscription: every attempt with its status, latency and error.
+#[utoipa::path(
+    get, path = "/api/v1/subscriptions/{id}/deliveries", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id"), LogParams),
+    responses(
+        (status = 200, description = "A page of attempts, newest first", body = DeliveryLog),
+        (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_deliveries(
+    State(ctx): State<Arc<ApiContext>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<LogParams>,
+) -> Result<Json<DeliveryLog>, ApiError> {
+    let limit = paging::limit(params.limit)?;
+    let cursor = paging::cursor(params.cursor.as_deref())?;
+    find(&ctx, &id).await?;
+    let page = ctx.deliveries.attempts(&id, cursor, limit).await?;
+    Ok(Json(DeliveryLog {
+        attempts: page.attempts,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+async fn find(ctx: &ApiContext, id: &str) -> Result<StoredSubscription, ApiError> {
+    ctx.deliveries
+        .subscription(id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no subscription with id {id:?}"))
+}
+
+/// Decodes a JSON body into `T`, naming the field at fault.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value = parse_json(body)?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let cause = err.into_inner();
+        ApiError::Invalid(if path == "." {
+            cause.to_string()
+        } else {
+            format!("{path}: {cause}")
+        })
+    })
+}
+
+/// Checks every field of a subscription; the URL (which may need a DNS lookup) only when new.
+async fn validate(
+    ctx: &ApiContext,
+    stored: &StoredSubscription,
+    check_url: bool,
+) -> Result<(), ApiError> {
+    let subscription = &stored.subscription;
+    let name = subscription.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::Invalid(format!(
+            "name must have 1 to {MAX_NAME} characters"
+        )));
+    }
+    validate_patterns(&subscription.event_types).map_err(ApiError::Invalid)?;
+    if stored.secret.len() > MAX_SECRET {
+        return Err(ApiError::Invalid(format!(
+            "secret must be at most {MAX_SECRET} bytes"
+        )));
+    }
+    SigningSecret::parse(&stored.secret)
+        .map_err(|err| ApiError::Invalid(format!("secret: {err}")))?;
+    if check_url {
+        if subscription.webhook_url.len() > MAX_URL {
+            return Err(ApiError::Invalid(format!(
+                "webhook_url must be at most {MAX_URL} bytes"
+            )));
+        }
+        match vet_webhook_url(&subscription.webhook_url, ctx.allow_private_webhooks).await {
+            // A name that does not resolve yet is accepted: every connection is vetted again,
+            // and its deliveries fail (and are retried) until it resolves to a public address.
+            Ok(_) | Err(GuardError::Unresolvable { .. }) => {}
+            Err(err) => return Err(ApiError::Invalid(err.to_string())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,548 @@
+//! The dispatcher: sends delivery jobs, schedules retries, and records every attempt.
+//!
+//! A job reaches it two ways: straight from the fan-out that created it (already leased to this
+//! process, so it goes out at once), or from the store once due (a retry whose time has come, or
+//! a job whose process died and whose lease ran out). Each job is sent by a task of its own, so a
+//! slow endpoint only slows its own deliveries: it may have [`PER_SUBSCRIPTION`] requests in
+//! flight, and its circuit breaker opens when it keeps failing, after which its jobs wait
+//! without spending attempts. Outcomes are written to the store in batches by one recorder task.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::client::{Failure, WebhookClient, WebhookRequest};
+use super::dead_letter::{MAX_RESPONSE_BODY, new_id, truncate};
+use super::{
+    AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep, SigningSecret,
+    SubscriptionDirectory,
+};
+use crate::events::Event;
+use crate::observability::metrics;
+use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig};
+use crate::store::{EventStore, StoreError};
+
+/// How often due jobs are looked for in the store.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Most jobs claimed from the store at once.
+const CLAIM_BATCH: usize = 256;
+/// Jobs this process holds (sending or waiting to) beyond which it claims no more.
+const MAX_HELD: usize = 4096;
+/// Requests in flight at once, over all endpoints.
+const MAX_SENDING: usize = 512;
+/// Requests in flight at once to one subscription.
+const PER_SUBSCRIPTION: usize = 64;
+/// How long a job waits when its subscription has [`PER_SUBSCRIPTION`] requests in flight.
+const BUSY_WAIT: Duration = Duration::from_millis(500);
+/// How long a job waits when the store cannot say what to do with it.
+const STORE_WAIT: Duration = Duration::from_secs(2);
+/// Outcomes written to the store in one transaction, at most.
+const RECORD_BATCH: usize = 500;
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Attempts and backoff (MAX_RETRIES, RETRY_BASE_DELAY, RETRY_MAX_DELAY).
+    pub retry: RetryConfig,
+    /// Each subscription's circuit breaker (BREAKER_*).
+    pub breaker: BreakerConfig,
+    /// Connect and total timeout of a request (WEBHOOK_TIMEOUT_MS).
+    pub timeout: Duration,
+    /// Whether endpoints may be on non-public addresses.
+    pub allow_private: bool,
+}
+
+/// An event ready to be delivered: its CloudEvent JSON, encoded once for every subscription.
+#[derive(Debug)]
+pub struct PreparedEvent {
+    /// The event id.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Its stream.
+    pub stream: String,
+    /// Its correlation id, forwarded as X-Correlation-ID.
+    pub correlation_id: String,
+    /// The request body: the CloudEvent in its JSON format.
+    pub body: Bytes,
+}
+
+impl PreparedEvent {
+    /// The delivery form of `event`.
+    pub fn of(event: &Event) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            event_id: event.id().to_string(),
+            event_type: event.event_type().to_string(),
+            stream: event.metadata.stream.clone(),
+            correlation_id: event.metadata.correlation_id.clone(),
+            body: Bytes::from(serde_json::to_vec(&event.envelope)?),
+        })
+    }
+}
+
+/// What the recorder writes.
+enum Record {
+    /// An attempt and what follows it.
+    Attempt(AttemptRecord),
+    /// A job put off without an attempt, until the given time.
+    Postpone(String, DateTime<Utc>),
+}
+
+/// Hands jobs to the dispatcher; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+/// The dispatcher's background tasks, to wait for at shutdown.
+pub struct DispatcherTasks {
+    poller: JoinHandle<()>,
+    recorder: JoinHandle<()>,
+    deliveries: TaskTracker,
+    stop_recording: CancellationToken,
+}
+
+impl DispatcherTasks {
+    /// Waits for the deliveries in flight (after `shutdown` was cancelled), then for their
+    /// outcomes to be recorded.
+    pub async fn finished(self) {
+        self.poller.await.ok();
+        self.deliveries.close();
+        self.deliveries.wait().await;
+        self.stop_recording.cancel();
+        self.recorder.await.ok();
+    }
+}
+
+struct Inner {
+    store: Arc<dyn DeliveryStore>,
+    events: Arc<dyn EventStore>,
+    directory: Arc<SubscriptionDirectory>,
+    client: WebhookClient,
+    settings: DispatcherSettings,
+    /// How long a job claimed for sending stays away from other processes.
+    lease: Duration,
+    breakers: Mutex<HashMap<String, Arc<CircuitBreaker>>>,
+    /// Requests in flight per subscription.
+    busy: Mutex<HashMap<String, usize>>,
+    sending: Semaphore,
+    records: mpsc::Sender<Record>,
+    deliveries: TaskTracker,
+}
+
+impl Dispatcher {
+    /// Starts the dispatcher: it claims due jobs until `shutdown`.
+    pub fn spawn(
+        store: Arc<dyn DeliveryStore>,
+        events: Arc<dyn EventStore>,
+        directory: Arc<SubscriptionDirectory>,
+        settings: DispatcherSettings,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, DispatcherTasks), reqwest::Error> {
+        let client = WebhookClient::new(settings.timeout, settings.allow_private)?;
+        let (records, queue) = mpsc::channel(4 * RECORD_BATCH);
+        let stop_recording = CancellationToken::new();
+        let deliveries = TaskTracker::new();
+        let inner = Arc::new(Inner {
+            store: store.clone(),
+            events,
+            directory,
+            client,
+            // Long enough for requests that wait for a free slot and then time out.
+            lease: settings.timeout * 3 + Duration::from_secs(30),
+            settings,
+            breakers: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
+            sending: Semaphore::new(MAX_SENDING),
+            records,
+            deliveries: deliveries.clone(),
+        });
+        let recorder = tokio::spawn(record(store, queue, stop_recording.clone()));
+        let poller = tokio::spawn(poll(inner.clone(), shutdown));
+        let tasks = DispatcherTasks {
+            poller,
+            recorder,
+            deliveries,
+            stop_recording,
+        };
+        Ok((Self { inner }, tasks))
+    }
+
+    /// Until when a job created now is leased to this process.
+    pub fn lease_until(&self) -> DateTime<Utc> {
+        Utc::now() + self.inner.lease
+    }
+
+    /// Sends a job leased to this process, now.
+    pub fn submit(&self, job: DeliveryJob, event: Arc<PreparedEvent>) {
+        let inner = self.inner.clone();
+        // After shutdown the job stays leased and comes due again when the lease runs out.
+        self.inner
+            .deliveries
+            .spawn(async move { inner.deliver(job, &event).await });
+    }
+}
+
+/// Claims due jobs from the store until `shutdown`.
+async fn poll(inner: Arc<Inner>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        // A busy process leaves due jobs to the others.
+        let room = MAX_HELD
+            .saturating_sub(inner.deliveries.len())
+            .min(CLAIM_BATCH);
+        if room == 0 {
+            continue;
+        }
+        let now = Utc::now();
+        let jobs = match inner
+            .store
+            .claim_due(now, now + inner.lease, room as u32)
+            .await
+        {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot claim due deliveries");
+                continue;
+            }
+        };
+        for job in jobs {
+            let inner_for_job = inner.clone();
+            inner
+                .deliveries
+                .spawn(async move { inner_for_job.deliver_claimed(job).await });
+        }
+    }
+}
+
+impl Inner {
+    /// Loads the event of a job claimed from the store, then delivers it.
+    async fn deliver_claimed(&self, job: DeliveryJob) {
+        let event = match self.events.get(&job.event_id).await {
+            Ok(Some(event)) => PreparedEvent::of(&event),
+            Ok(None) => {
+                let reason = "the event is no longer stored";
+                return self.give_up(job, None, reason).await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, delivery = %job.id, "cannot load the event to deliver");
+                return self.postpone(job, STORE_WAIT).await;
+            }
+        };
+        match event {
+            Ok(event) => self.deliver(job, &event).await,
+            Err(err) => {
+                self.give_up(job, None, &format!("unencodable event: {err}"))
+                    .await
+            }
+        }
+    }
+
+    /// Makes one attempt at `job` (or puts it off) and records what happened.
+    async fn deliver(&self, job: DeliveryJob, event: &PreparedEvent) {
+        let stored = match self.directory.get(&job.subscription_id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                let reason = "the subscription no longer exists";
+                return self.give_up(job, Some(event), reason).await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, delivery = %job.id, "cannot load the subscription");
+                return self.postpone(job, STORE_WAIT).await;
+            }
+        };
+        let subscription = &stored.subscription;
+        if !subscription.enabled {
+            let reason = "not sent: the subscription is disabled";
+            return self.give_up(job, Some(event), reason).await;
+        }
+        let secret = match SigningSecret::parse(&stored.secret) {
+            Ok(secret) => secret,
+            Err(err) => {
+                return self
+                    .give_up(job, Some(event), &format!("not sent: {err}"))
+                    .await;
+            }
+        };
+        let Some(_slot) = self.reserve(&subscription.id) else {
+            return self.postpone(job, BUSY_WAIT).await;
+        };
+        let breaker = self.breaker(&subscription.id);
+        let attempted_at = Utc::now();
+        let started = Instant::now();
+        let outcome = breaker
+            .call(|| async {
+                let _permit = self.sending.acquire().await;
+                self.client
+                    .send(WebhookRequest {
+                        url: &subscription.webhook_url,
+                        webhook_id: &job.id,
+                        secret: &secret,
+                        body: event.body.clone(),
+                        correlation_id: &event.correlation_id,
+                    })
+                    .await
+            })
+            .await;
+        let latency = started.elapsed();
+        metrics::circuit_breaker_state(&subscription.id, breaker.state());
+        let attempt = job.attempts + 1;
+        let (status_code, error, next) = match outcome {
+            Err(BreakerError::Open { retry_in }) => return self.postpone(job, retry_in).await,
+            Ok(status) => (Some(status), None, NextStep::Delivered),
+            Err(BreakerError::Failed(failure)) => {
+                let next = self.after_failure(&job, event, attempt, &failure).await;
+                (failure.status, Some(failure.error), next)
+            }
+        };
+        metrics::webhook_attempt(outcome_label(&next), latency);
+        tracing::debug!(delivery = %job.id, event_id = %event.event_id, attempt, status = ?status_code, "webhook attempt");
+        self.record(Record::Attempt(AttemptRecord {
+            job,
+            attempt,
+            status_code,
+            latency,
+            error,
+            attempted_at,
+            next,
+        }))
+        .await;
+    }
+
+    /// What follows a failed attempt: a retry, or the dead-letter queue (410 Gone also disables
+    /// the subscription).
+    async fn after_failure(
+        &self,
+        job: &DeliveryJob,
+        event: &PreparedEvent,
+        attempt: u32,
+        failure: &Failure,
+    ) -> NextStep {
+        let retry = &self.settings.retry;
+        if failure.status == Some(410) {
+            let reason = "the endpoint answered 410 Gone";
+            tracing::warn!(subscription = %job.subscription_id, "{reason}; disabling the subscription");
+            if let Err(err) = self
+                .store
+                .disable_subscription(&job.subscription_id, reason)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot disable the subscription");
+            }
+            self.directory.invalidate();
+            let error = format!("{reason}: subscription disabled");
+            return dead_letter(job, Some(event), error, Some(failure), attempt);
+        }
+        if attempt > retry.max_retries {
+            tracing::warn!(delivery = %job.id, attempts = attempt, error = %failure.error, "delivery failed for good");
+            return dead_letter(
+                job,
+                Some(event),
+                failure.error.clone(),
+                Some(failure),
+                attempt,
+            );
+        }
+        // Retry-After is honoured up to RETRY_MAX_DELAY, and never sooner than the backoff.
+        let backoff = retry.delay_before_retry(attempt);
+        let asked = failure.retry_after.unwrap_or_default().min(retry.max_delay);
+        NextStep::RetryAt(Utc::now() + backoff.max(asked))
+    }
+
+    /// Sends a job to the dead-letter queue without an attempt (nothing can be sent).
+    async fn give_up(&self, job: DeliveryJob, event: Option<&PreparedEvent>, reason: &str) {
+        tracing::warn!(delivery = %job.id, reason, "delivery abandoned");
+        let next = dead_letter(&job, event, reason.to_string(), None, job.attempts);
+        metrics::webhook_attempt(outcome_label(&next), Duration::ZERO);
+        self.record(Record::Attempt(AttemptRecord {
+            attempt: job.attempts,
+            status_code: None,
+            latency: Duration::ZERO,
+            error: Some(reason.to_string()),
+            attempted_at: Utc::now(),
+            next,
+            job,
+        }))
+        .await;
+    }
+
+    async fn postpone(&self, job: DeliveryJob, wait: Duration) {
+        self.record(Record::Postpone(job.id, Utc::now() + wait))
+            .await;
+    }
+
+    async fn record(&self, record: Record) {
+        // The recorder outlives every delivery task.
+        let _ = self.records.send(record).await;
+    }
+
+    /// The circuit breaker of a subscription's endpoint.
+    fn breaker(&self, subscription_id: &str) -> Arc<CircuitBreaker> {
+        let mut breakers = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        breakers
+            .entry(subscription_id.to_string())
+            .or_insert_with(|| Arc::new(CircuitBreaker::new(self.settings.breaker)))
+            .clone()
+    }
+
+    /// Takes one of the subscription's request slots, if one is free.
+    fn reserve(&self, subscription_id: &str) -> Option<Slot<'_>> {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = busy.entry(subscription_id.to_string()).or_default();
+        if *count >= PER_SUBSCRIPTION {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            busy: &self.busy,
+            subscription_id: subscription_id.to_string(),
+        })
+    }
+}
+
+/// A request slot of one subscription, given back when dropped.
+struct Slot<'a> {
+    busy: &'a Mutex<HashMap<String, usize>>,
+    subscription_id: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = busy.get_mut(&self.subscription_id) {
+            *count -= 1;
+            if *count == 0 {
+                busy.remove(&self.subscription_id);
+            }
+        }
+    }
+}
+
+/// The step that puts a job in the dead-letter queue.
+fn dead_letter(
+    job: &DeliveryJob,
+    event: Option<&PreparedEvent>,
+    error: String,
+    failure: Option<&Failure>,
+    attempts: u32,
+) -> NextStep {
+    let body = event.map(|e| e.body.as_ref()).unwrap_or_default();
+    NextStep::DeadLetter(Box::new(DeadLetter {
+        id: new_id(),
+        kind: DeadLetterKind::Webhook,
+        event_id: job.event_id.clone(),
+        event_type: event.map(|e| e.event_type.clone()).unwrap_or_default(),
+        stream: event.map(|e| e.stream.clone()).unwrap_or_default(),
+        subscription_id: Some(job.subscription_id.clone()),
+        delivery_id: Some(job.id.clone()),
+        handler: None,
+        error,
+        status_code: failure.and_then(|f| f.status),
+        response_body: failure
+            .and_then(|f| f.body.as_deref())
+            .map(|b| truncate(b, MAX_RESPONSE_BODY).to_string()),
+        attempts,
+        failed_at: Utc::now(),
+        event: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+    }))
+}
+
+/// The `outcome` label of `eventflow_webhook_deliveries_total`.
+fn outcome_label(next: &NextStep) -> &'static str {
+    match next {
+        NextStep::Delivered => "delivered",
+        NextStep::RetryAt(_) => "retry",
+        NextStep::DeadLetter(_) => "dead_lettered",
+    }
+}
+
+/// Writes outcomes to the store in batches until `stop`, then what is left.
+async fn record(
+    store: Arc<dyn DeliveryStore>,
+    mut queue: mpsc::Receiver<Record>,
+    stop: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            record = queue.recv() => record,
+            _ = stop.cancelled() => queue.try_recv().ok(),
+        };
+        let Some(first) = first else { return };
+        let mut attempts = Vec::new();
+        let mut postponed = Vec::new();
+        let mut next = Some(first);
+        while let Some(record) = next {
+            match record {
+                Record::Attempt(attempt) => attempts.push(attempt),
+                Record::Postpone(id, due) => postponed.push((id, due)),
+            }
+            next = (attempts.len() + postponed.len() < RECORD_BATCH)
+                .then(|| queue.try_recv().ok())
+                .flatten();
+        }
+        write_outcomes(store.as_ref(), &attempts, &postponed, &stop).await;
+    }
+}
+
+/// Writes one batch of outcomes.
+async fn write_outcomes(
+    store: &dyn DeliveryStore,
+    attempts: &[AttemptRecord],
+    postponed: &[(String, DateTime<Utc>)],
+    stop: &CancellationToken,
+) {
+    if !attempts.is_empty() && persist(stop, || store.record_attempts(attempts)).await {
+        for attempt in attempts {
+            if let NextStep::DeadLetter(letter) = &attempt.next {
+                metrics::event_failed(&letter.stream);
+            }
+        }
+    }
+    if !postponed.is_empty() {
+        persist(stop, || store.postpone(postponed)).await;
+    }
+}
+
+/// Runs `write` until it succeeds, pausing while the store is down; after shutdown it gives up
+/// after a few tries (the jobs stay leased and come due again when their lease runs out).
+async fn persist<Fut>(stop: &CancellationToken, write: impl Fn() -> Fut) -> bool
+where
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    for tries in 1.. {
+        match write().await {
+            Ok(()) => return true,
+            Err(err) if stop.is_cancelled() && tries >= 3 => {
+                tracing::error!(error = %err, "cannot record delivery outcomes; the jobs come due again after their lease");
+                return false;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot record delivery outcomes");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,78 @@
+//! The webhook fan-out: the worker handler that turns each event into one delivery job per
+//! matching subscription and hands the new jobs to the dispatcher.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{
+    DeliveryJob, DeliveryStore, Dispatcher, NewDelivery, PreparedEvent, SubscriptionDirectory,
+};
+use crate::events::Event;
+use crate::worker::{Handler, HandlerError};
+
+/// Creates the delivery jobs of each event; see the module documentation.
+///
+/// The jobs are stored before the event is acknowledged, so none is lost to a crash; a job is
+/// unique per (event, subscription), so an event consumed twice is delivered once.
+pub struct WebhookFanout {
+    directory: Arc<SubscriptionDirectory>,
+    store: Arc<dyn DeliveryStore>,
+    dispatcher: Dispatcher,
+}
+
+impl WebhookFanout {
+    /// A fan-out over `directory`'s subscriptions, storing jobs in `store`.
+    pub fn new(
+        directory: Arc<SubscriptionDirectory>,
+        store: Arc<dyn DeliveryStore>,
+        dispatcher: Dispatcher,
+    ) -> Self {
+        Self {
+            directory,
+            store,
+            dispatcher,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for WebhookFanout {
+    fn name(&self) -> &str {
+        "webhooks"
+    }
+
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let subscriptions = self.directory.all().await?;
+        let jobs: Vec<NewDelivery> = subscriptions
+            .iter()
+            .map(|stored| &stored.subscription)
+            .filter(|s| s.enabled && s.matches(event.event_type()))
+            .map(|s| NewDelivery::new(event.id(), &s.id))
+            .collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let created: HashSet<String> = self
+            .store
+            .create_deliveries(&jobs, self.dispatcher.lease_until())
+            .await?
+            .into_iter()
+            .collect();
+        if created.is_empty() {
+            return Ok(());
+        }
+        let prepared = Arc::new(PreparedEvent::of(event)?);
+        for job in jobs.into_iter().filter(|job| created.contains(&job.id)) {
+            let job = DeliveryJob {
+                id: job.id,
+                event_id: job.event_id,
+                subscription_id: job.subscription_id,
+                attempts: 0,
+            };
+            self.dispatcher.submit(job, prepared.clone());
+        }
+        Ok(())
+    }
+}

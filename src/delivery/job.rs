@@ -1,0 +1,107 @@
+//! Delivery jobs (one per event and subscription) and the record of each attempt.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::DeadLetter;
+
+/// A job to create when an event matches a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The delivery id: the `webhook-id` header of every attempt.
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// The subscription.
+    pub subscription_id: String,
+}
+
+impl NewDelivery {
+    /// A job delivering `event_id` to `subscription_id`, with a new id.
+    pub fn new(event_id: &str, subscription_id: &str) -> Self {
+        Self {
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            event_id: event_id.to_string(),
+            subscription_id: subscription_id.to_string(),
+        }
+    }
+}
+
+/// A pending job, claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    /// The delivery id (`webhook-id`).
+    pub id: String,
+    /// The event.
+    pub event_id: String,
+    /// The subscription.
+    pub subscription_id: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    /// The endpoint accepted it: done.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// No more attempts: into the dead-letter queue.
+    DeadLetter(Box<DeadLetter>),
+}
+
+/// One attempt and its consequence, as the dispatcher records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// The job.
+    pub job: DeliveryJob,
+    /// Which attempt this was (1 for the first).
+    pub attempt: u32,
+    /// The HTTP status, when the endpoint answered.
+    pub status_code: Option<u16>,
+    /// How long the attempt took.
+    pub latency: Duration,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// When it was made.
+    pub attempted_at: DateTime<Utc>,
+    /// What comes next.
+    pub next: NextStep,
+}
+
+/// One attempt as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DeliveryAttempt {
+    /// The delivery (its `webhook-id`).
+    pub delivery_id: String,
+    /// The event delivered.
+    pub event_id: String,
+    /// Which attempt of the delivery (1 for the first).
+    pub attempt: u32,
+    /// The HTTP status, when the endpoint answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Time from sending the request to the end of the response, in milliseconds.
+    pub latency_ms: f64,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was made.
+    pub attempted_at: DateTime<Utc>,
+    /// When the next attempt is due, if the delivery was retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// One page of the delivery log, newest first.
+#[derive(Debug, Clone)]
+pub struct AttemptPage {
+    /// The attempts.
+    pub attempts: Vec<DeliveryAttempt>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}

@@ -1,0 +1,124 @@
+//! Webhook subscriptions: who wants which events, where, and the patterns that select them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Longest event-type pattern.
+const MAX_PATTERN_LEN: usize = 256;
+/// Most patterns one subscription may list.
+pub const MAX_PATTERNS: usize = 100;
+
+/// A webhook subscription as the API shows it: everything but its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Subscription {
+    /// Its id.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// Event types delivered: exact (`order.created`), a prefix (`order.*`), or `*` for all.
+    pub event_types: Vec<String>,
+    /// Where deliveries are POSTed.
+    pub webhook_url: String,
+    /// False while deliveries are paused (by a PATCH, or because the endpoint answered 410 Gone).
+    pub enabled: bool,
+    /// Why EventFlow disabled it, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    /// True when `event_type` matches one of the subscription's patterns.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.event_types
+            .iter()
+            .any(|pattern| pattern_matches(pattern, event_type))
+    }
+}
+
+/// A subscription with the secret its deliveries are signed with, as stored. Its `Debug` output
+/// never shows the secret.
+#[derive(Clone, PartialEq)]
+pub struct StoredSubscription {
+    /// What the API shows.
+    pub subscription: Subscription,
+    /// The signing secret, as the subscriber gave it (or as generated).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for StoredSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSubscription")
+            .field("subscription", &self.subscription)
+            .field("secret", &"…")
+            .finish()
+    }
+}
+
+/// True when `pattern` (`*`, `order.*` or an exact type) selects `event_type`.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+/// Checks a subscription's event-type patterns; the error says which one is wrong and why.
+pub fn validate_patterns(patterns: &[String]) -> Result<(), String> {
+    if patterns.is_empty() {
+        return Err("event_types must list at least one type, prefix (order.*) or *".into());
+    }
+    if patterns.len() > MAX_PATTERNS {
+        return Err(format!(
+            "event_types may list at most {MAX_PATTERNS} patterns"
+        ));
+    }
+    for pattern in patterns {
+        let body = pattern
+            .strip_suffix(".*")
+            .unwrap_or(pattern)
+            .trim_end_matches('*');
+        let well_formed = pattern == "*"
+            || (!body.is_empty()
+                && pattern.len() <= MAX_PATTERN_LEN
+                && (pattern == body || pattern.ends_with(".*"))
+                && body.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')
+                }));
+        if !well_formed {
+            return Err(format!(
+                "event_types entry {pattern:?} is not an event type, a prefix ending in .* or *"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_exactly_by_prefix_or_all() {
+        assert!(pattern_matches("order.created", "order.created"));
+        assert!(!pattern_matches("order.created", "order.created.v2"));
+        assert!(pattern_matches("order.*", "order.paid"));
+        assert!(!pattern_matches("order.*", "orders.paid"));
+        assert!(pattern_matches("*", "anything.at.all"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_named() {
+        for bad in ["", "order*", "*.created", "or der", "order.*.x", "**"] {
+            let err = validate_patterns(&[bad.to_string()]).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        assert!(validate_patterns(&[]).is_err());
+        let good = ["*", "order.*", "user.created", "com.example.thing"].map(String::from);
+        assert_eq!(validate_patterns(&good), Ok(()));
+    }
+}

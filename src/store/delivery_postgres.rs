@@ -1,0 +1,429 @@
+//! [`DeliveryStore`] on PostgreSQL: the delivery tables next to the events.
+//!
+//! Statements that pick rows of `deliveries` by a set of ids are not kept as prepared statements
+//! (`persistent(false)`): each is planned for the table as it is now, never with a plan cached
+//! while the table was small.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres};
+
+use super::delivery_rows::{
+    AttemptRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page, dead_letter_page,
+    encode_patterns, next_state, select_dead_letters,
+};
+use super::postgres::bounded;
+use super::{PgStore, StoreError};
+use crate::delivery::{
+    AttemptPage, AttemptRecord, DeadLetter, DeadLetterPage, DeadLetterQuery, DeliveryJob,
+    DeliveryStore, NewDelivery, NextStep, StoredSubscription,
+};
+
+const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
+     disabled_reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
+     (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us FROM subscriptions";
+
+const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
+     subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
+     (extract(epoch FROM failed_at) * 1000000)::bigint AS failed_us, payload FROM dead_letters";
+
+/// Records the attempts (given as arrays) in the log and moves each job to its new state.
+const RECORD_ATTEMPTS: &str = "
+WITH attempt AS (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[],
+                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[])
+        AS a(delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
+             attempted_at, next_attempt_at, status)
+), logged AS (
+    INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, status_code,
+                                   latency_us, error, attempted_at, next_attempt_at)
+    SELECT delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
+           attempted_at, next_attempt_at
+    FROM attempt
+)
+UPDATE deliveries SET status = attempt.status, attempts = attempt.attempt,
+    next_attempt_at = COALESCE(attempt.next_attempt_at, attempt.attempted_at),
+    last_status = attempt.status_code, last_error = attempt.error,
+    updated_at = attempt.attempted_at
+FROM attempt WHERE deliveries.id = attempt.delivery_id";
+
+async fn insert_dead_letter(
+    conn: &mut PgConnection,
+    letter: &DeadLetter,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
+         delivery_id, handler, error, status_code, response_body, attempts, failed_at, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&letter.id)
+    .bind(letter.kind.as_str())
+    .bind(&letter.event_id)
+    .bind(&letter.event_type)
+    .bind(&letter.stream)
+    .bind(&letter.subscription_id)
+    .bind(&letter.delivery_id)
+    .bind(&letter.handler)
+    .bind(&letter.error)
+    .bind(letter.status_code.map(i32::from))
+    .bind(&letter.response_body)
+    .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
+    .bind(letter.failed_at)
+    .bind(letter.event.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The attempts as one array per column, in the order of [`RECORD_ATTEMPTS`]'s parameters.
+#[derive(Default)]
+struct AttemptColumns<'a> {
+    delivery_id: Vec<&'a str>,
+    subscription_id: Vec<&'a str>,
+    event_id: Vec<&'a str>,
+    attempt: Vec<i32>,
+    status_code: Vec<Option<i32>>,
+    latency_us: Vec<i64>,
+    error: Vec<Option<&'a str>>,
+    attempted_at: Vec<DateTime<Utc>>,
+    next_attempt_at: Vec<Option<DateTime<Utc>>>,
+    status: Vec<&'static str>,
+}
+
+impl<'a> AttemptColumns<'a> {
+    fn of(records: &'a [AttemptRecord]) -> Self {
+        let mut columns = Self::default();
+        for record in records {
+            let (status, due) = next_state(&record.next);
+            columns.delivery_id.push(&record.job.id);
+            columns.subscription_id.push(&record.job.subscription_id);
+            columns.event_id.push(&record.job.event_id);
+            columns
+                .attempt
+                .push(i32::try_from(record.attempt).unwrap_or(i32::MAX));
+            columns.status_code.push(record.status_code.map(i32::from));
+            columns
+                .latency_us
+                .push(i64::try_from(record.latency.as_micros()).unwrap_or(i64::MAX));
+            columns.error.push(record.error.as_deref());
+            columns.attempted_at.push(record.attempted_at);
+            columns.next_attempt_at.push(due);
+            columns.status.push(status);
+        }
+        columns
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for PgStore {
+    async fn insert_subscription(&self, stored: &StoredSubscription) -> Result<(), StoreError> {
+        bounded(async {
+            let subscription = &stored.subscription;
+            sqlx::query(
+                "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
+                 disabled_reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&subscription.id)
+            .bind(&subscription.name)
+            .bind(encode_patterns(subscription))
+            .bind(&subscription.webhook_url)
+            .bind(&stored.secret)
+            .bind(subscription.enabled)
+            .bind(&subscription.disabled_reason)
+            .bind(subscription.created_at)
+            .bind(subscription.updated_at)
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        bounded(async {
+            let rows: Vec<SubscriptionRow> =
+                sqlx::query_as(&format!("{SUBSCRIPTION_COLUMNS} ORDER BY created_at, id"))
+                    .fetch_all(self.pool())
+                    .await?;
+            rows.into_iter().map(SubscriptionRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<StoredSubscription>, StoreError> {
+        bounded(async {
+            let row: Option<SubscriptionRow> =
+                sqlx::query_as(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            row.map(SubscriptionRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn update_subscription(&self, stored: &StoredSubscription) -> Result<bool, StoreError> {
+        bounded(async {
+            let subscription = &stored.subscription;
+            let result = sqlx::query(
+                "UPDATE subscriptions SET name = $1, event_types = $2, webhook_url = $3, \
+                 secret = $4, enabled = $5, disabled_reason = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(&subscription.name)
+            .bind(encode_patterns(subscription))
+            .bind(&subscription.webhook_url)
+            .bind(&stored.secret)
+            .bind(subscription.enabled)
+            .bind(&subscription.disabled_reason)
+            .bind(subscription.updated_at)
+            .bind(&subscription.id)
+            .execute(self.pool())
+            .await?;
+            Ok(result.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        bounded(async {
+            let mut tx = self.pool().begin().await?;
+            for table in ["deliveries", "delivery_attempts"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let deleted = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        bounded(async {
+            sqlx::query(
+                "UPDATE subscriptions SET enabled = false, disabled_reason = $1, updated_at = now() \
+                 WHERE id = $2",
+            )
+            .bind(reason)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_deliveries(
+        &self,
+        jobs: &[NewDelivery],
+        leased_until: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        bounded(async {
+            let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
+            let events: Vec<&str> = jobs.iter().map(|job| job.event_id.as_str()).collect();
+            let subscriptions: Vec<&str> =
+                jobs.iter().map(|job| job.subscription_id.as_str()).collect();
+            let created: Vec<(String,)> = sqlx::query_as(
+                "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+                 SELECT id, event_id, subscription_id, $4, 0, $5, now(), now() \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS job(id, event_id, subscription_id) \
+                 ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+            )
+            .bind(&ids)
+            .bind(&events)
+            .bind(&subscriptions)
+            .bind(PENDING)
+            .bind(leased_until)
+            .fetch_all(self.pool())
+            .await?;
+            Ok(created.into_iter().map(|(id,)| id).collect())
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        leased_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        bounded(async {
+            let rows: Vec<(String, String, String, i32)> = sqlx::query_as(
+                "UPDATE deliveries SET next_attempt_at = $2 WHERE id IN ( \
+                     SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED \
+                 ) RETURNING id, event_id, subscription_id, attempts",
+            )
+            .persistent(false)
+            .bind(now)
+            .bind(leased_until)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, event_id, subscription_id, attempts)| DeliveryJob {
+                    id,
+                    event_id,
+                    subscription_id,
+                    attempts: u32::try_from(attempts).unwrap_or_default(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn postpone(&self, jobs: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        bounded(async {
+            let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+            let due: Vec<DateTime<Utc>> = jobs.iter().map(|(_, at)| *at).collect();
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = job.due \
+                 FROM UNNEST($1::text[], $2::timestamptz[]) AS job(id, due) \
+                 WHERE deliveries.id = job.id AND deliveries.status = 'pending'",
+            )
+            .persistent(false)
+            .bind(&ids)
+            .bind(&due)
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+        bounded(async {
+            let columns = AttemptColumns::of(attempts);
+            let mut tx = self.pool().begin().await?;
+            sqlx::query(RECORD_ATTEMPTS)
+                .persistent(false)
+                .bind(&columns.delivery_id)
+                .bind(&columns.subscription_id)
+                .bind(&columns.event_id)
+                .bind(&columns.attempt)
+                .bind(&columns.status_code)
+                .bind(&columns.latency_us)
+                .bind(&columns.error)
+                .bind(&columns.attempted_at)
+                .bind(&columns.next_attempt_at)
+                .bind(&columns.status)
+                .execute(&mut *tx)
+                .await?;
+            for record in attempts {
+                if let NextStep::DeadLetter(letter) = &record.next {
+                    insert_dead_letter(&mut tx, letter).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn attempts(
+        &self,
+        subscription_id: &str,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<AttemptPage, StoreError> {
+        bounded(async {
+            let rows: Vec<AttemptRow> = sqlx::query_as(
+                "SELECT seq, delivery_id, event_id, attempt, status_code, latency_us, error, \
+                 (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_us, \
+                 (extract(epoch FROM next_attempt_at) * 1000000)::bigint AS next_attempt_us \
+                 FROM delivery_attempts WHERE subscription_id = $1 AND seq < $2 \
+                 ORDER BY seq DESC LIMIT $3",
+            )
+            .bind(subscription_id)
+            .bind(cursor.unwrap_or(i64::MAX))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(self.pool())
+            .await?;
+            Ok(attempt_page(rows, limit))
+        })
+        .await
+    }
+
+    async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            insert_dead_letter(&mut conn, letter).await
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<DeadLetterPage, StoreError> {
+        bounded(async {
+            let mut select = select_dead_letters::<Postgres>(DEAD_LETTER_COLUMNS, query);
+            let rows: Vec<DeadLetterRow> = select.build_query_as().fetch_all(self.pool()).await?;
+            dead_letter_page(rows, query.limit)
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        bounded(async {
+            let row: Option<DeadLetterRow> =
+                sqlx::query_as(&format!("{DEAD_LETTER_COLUMNS} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            row.map(DeadLetterRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        bounded(async {
+            let result = sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+            Ok(result.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn requeue_delivery(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
+        bounded(async {
+            let mut tx = self.pool().begin().await?;
+            let removed = sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(&letter.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
+                 updated_at = now() WHERE id = $1 AND status = $2",
+            )
+            .bind(&letter.delivery_id)
+            .bind(DEAD)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        bounded(async {
+            let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dead_letters")
+                .fetch_one(self.pool())
+                .await?;
+            Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+}

@@ -1,0 +1,215 @@
+//! Rows of the delivery tables as both stores read them, and their decoding into the delivery
+//! types. Times travel as microseconds since the epoch (PostgreSQL converts in its SELECTs).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::StoreError;
+use crate::delivery::{
+    AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
+    NextStep, StoredSubscription, Subscription,
+};
+
+/// Status of a job still to be delivered.
+pub(super) const PENDING: &str = "pending";
+/// Status of a job the endpoint accepted.
+pub(super) const DELIVERED: &str = "delivered";
+/// Status of a job that went to the dead-letter queue.
+pub(super) const DEAD: &str = "dead";
+
+/// The status a job has after `next`, and when it is due then (if still pending).
+pub(super) fn next_state(next: &NextStep) -> (&'static str, Option<DateTime<Utc>>) {
+    match next {
+        NextStep::Delivered => (DELIVERED, None),
+        NextStep::RetryAt(at) => (PENDING, Some(*at)),
+        NextStep::DeadLetter(_) => (DEAD, None),
+    }
+}
+
+/// A `subscriptions` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct SubscriptionRow {
+    id: String,
+    name: String,
+    event_types: String,
+    webhook_url: String,
+    secret: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    created_us: i64,
+    updated_us: i64,
+}
+
+impl SubscriptionRow {
+    pub(super) fn decode(self) -> Result<StoredSubscription, StoreError> {
+        let event_types =
+            serde_json::from_str(&self.event_types).map_err(|err| StoreError::Corrupt {
+                id: self.id.clone(),
+                reason: format!("event_types: {err}"),
+            })?;
+        Ok(StoredSubscription {
+            subscription: Subscription {
+                id: self.id,
+                name: self.name,
+                event_types,
+                webhook_url: self.webhook_url,
+                enabled: self.enabled,
+                disabled_reason: self.disabled_reason,
+                created_at: from_micros(self.created_us),
+                updated_at: from_micros(self.updated_us),
+            },
+            secret: self.secret,
+        })
+    }
+}
+
+/// The event-type patterns of a subscription as stored.
+pub(super) fn encode_patterns(subscription: &Subscription) -> String {
+    serde_json::Value::from(subscription.event_types.clone()).to_string()
+}
+
+/// A `dead_letters` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct DeadLetterRow {
+    seq: i64,
+    id: String,
+    kind: String,
+    event_id: String,
+    event_type: String,
+    stream: String,
+    subscription_id: Option<String>,
+    delivery_id: Option<String>,
+    handler: Option<String>,
+    error: String,
+    status_code: Option<i32>,
+    response_body: Option<String>,
+    attempts: i32,
+    failed_us: i64,
+    payload: String,
+}
+
+impl DeadLetterRow {
+    /// The dead letter this row holds.
+    pub(super) fn decode(self) -> Result<DeadLetter, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            id: self.id.clone(),
+            reason,
+        };
+        let kind = DeadLetterKind::parse(&self.kind)
+            .ok_or_else(|| corrupt(format!("unknown kind {}", self.kind)))?;
+        let event = serde_json::from_str(&self.payload)
+            .map_err(|err| corrupt(format!("payload: {err}")))?;
+        Ok(DeadLetter {
+            id: self.id,
+            kind,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            stream: self.stream,
+            subscription_id: self.subscription_id,
+            delivery_id: self.delivery_id,
+            handler: self.handler,
+            error: self.error,
+            status_code: self.status_code.and_then(|code| u16::try_from(code).ok()),
+            response_body: self.response_body,
+            attempts: u32::try_from(self.attempts).unwrap_or_default(),
+            failed_at: from_micros(self.failed_us),
+            event,
+        })
+    }
+}
+
+/// The SELECT of a page of dead letters matching `query`: `columns` (a `SELECT … FROM
+/// dead_letters` of the backend) with the query's filters, oldest first, one row more than a page.
+pub(super) fn select_dead_letters<'q, DB>(
+    columns: &str,
+    query: &'q DeadLetterQuery,
+) -> QueryBuilder<'q, DB>
+where
+    DB: Database,
+    DB::Arguments<'q>: Default,
+    i64: Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+{
+    let mut select = QueryBuilder::<DB>::new(columns);
+    select
+        .push(" WHERE seq > ")
+        .push_bind(query.cursor.unwrap_or(0));
+    if let Some(kind) = query.kind {
+        select.push(" AND kind = ").push_bind(kind.as_str());
+    }
+    if let Some(subscription) = &query.subscription_id {
+        select
+            .push(" AND subscription_id = ")
+            .push_bind(subscription.as_str());
+    }
+    if let Some(event_type) = &query.event_type {
+        select
+            .push(" AND event_type = ")
+            .push_bind(event_type.as_str());
+    }
+    select
+        .push(" ORDER BY seq LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
+    select
+}
+
+/// A page of dead letters from up to `limit + 1` rows, oldest first.
+pub(super) fn dead_letter_page(
+    mut rows: Vec<DeadLetterRow>,
+    limit: u32,
+) -> Result<DeadLetterPage, StoreError> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more.then(|| rows.last().map(|row| row.seq)).flatten();
+    let letters = rows
+        .into_iter()
+        .map(DeadLetterRow::decode)
+        .collect::<Result<_, _>>()?;
+    Ok(DeadLetterPage {
+        letters,
+        next_cursor,
+    })
+}
+
+/// A `delivery_attempts` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct AttemptRow {
+    seq: i64,
+    delivery_id: String,
+    event_id: String,
+    attempt: i32,
+    status_code: Option<i32>,
+    latency_us: i64,
+    error: Option<String>,
+    attempted_us: i64,
+    next_attempt_us: Option<i64>,
+}
+
+/// A page of the delivery log from up to `limit + 1` rows, newest first.
+pub(super) fn attempt_page(mut rows: Vec<AttemptRow>, limit: u32) -> AttemptPage {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = more.then(|| rows.last().map(|row| row.seq)).flatten();
+    let attempts = rows
+        .into_iter()
+        .map(|row| DeliveryAttempt {
+            delivery_id: row.delivery_id,
+            event_id: row.event_id,
+            attempt: u32::try_from(row.attempt).unwrap_or_default(),
+            status_code: row.status_code.and_then(|code| u16::try_from(code).ok()),
+            latency_ms: row.latency_us as f64 / 1000.0,
+            error: row.error,
+            attempted_at: from_micros(row.attempted_us),
+            next_attempt_at: row.next_attempt_us.map(from_micros),
+        })
+        .collect();
+    AttemptPage {
+        attempts,
+        next_cursor,
+    }
+}
+
+/// The time `micros` microseconds after the epoch.
+pub(super) fn from_micros(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}

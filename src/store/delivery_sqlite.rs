@@ -1,0 +1,336 @@
+//! [`DeliveryStore`] on SQLite: the delivery tables in the embedded file.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::delivery_rows::{
+    AttemptRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page, dead_letter_page,
+    encode_patterns, next_state, select_dead_letters,
+};
+use super::{SqliteStore, StoreError};
+use crate::delivery::{
+    AttemptPage, AttemptRecord, DeadLetter, DeadLetterPage, DeadLetterQuery, DeliveryJob,
+    DeliveryStore, NewDelivery, NextStep, StoredSubscription,
+};
+
+/// Jobs per INSERT statement: well under SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 1000;
+
+const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
+     disabled_reason, created_us, updated_us FROM subscriptions";
+
+const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
+     subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
+     failed_us, payload FROM dead_letters";
+
+async fn insert_dead_letter(
+    conn: &mut SqliteConnection,
+    letter: &DeadLetter,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
+         delivery_id, handler, error, status_code, response_body, attempts, failed_us, payload) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&letter.id)
+    .bind(letter.kind.as_str())
+    .bind(&letter.event_id)
+    .bind(&letter.event_type)
+    .bind(&letter.stream)
+    .bind(&letter.subscription_id)
+    .bind(&letter.delivery_id)
+    .bind(&letter.handler)
+    .bind(&letter.error)
+    .bind(letter.status_code.map(i32::from))
+    .bind(&letter.response_body)
+    .bind(i64::from(letter.attempts))
+    .bind(letter.failed_at.timestamp_micros())
+    .bind(letter.event.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn insert_subscription(&self, stored: &StoredSubscription) -> Result<(), StoreError> {
+        let subscription = &stored.subscription;
+        sqlx::query(
+            "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
+             disabled_reason, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&subscription.id)
+        .bind(&subscription.name)
+        .bind(encode_patterns(subscription))
+        .bind(&subscription.webhook_url)
+        .bind(&stored.secret)
+        .bind(subscription.enabled)
+        .bind(&subscription.disabled_reason)
+        .bind(subscription.created_at.timestamp_micros())
+        .bind(subscription.updated_at.timestamp_micros())
+        .execute(&self.db().writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        let rows: Vec<SubscriptionRow> =
+            sqlx::query_as(&format!("{SUBSCRIPTION_COLUMNS} ORDER BY created_us, id"))
+                .fetch_all(&self.db().reader)
+                .await?;
+        rows.into_iter().map(SubscriptionRow::decode).collect()
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<StoredSubscription>, StoreError> {
+        let row: Option<SubscriptionRow> =
+            sqlx::query_as(&format!("{SUBSCRIPTION_COLUMNS} WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.db().reader)
+                .await?;
+        row.map(SubscriptionRow::decode).transpose()
+    }
+
+    async fn update_subscription(&self, stored: &StoredSubscription) -> Result<bool, StoreError> {
+        let subscription = &stored.subscription;
+        let result = sqlx::query(
+            "UPDATE subscriptions SET name = ?, event_types = ?, webhook_url = ?, secret = ?, \
+             enabled = ?, disabled_reason = ?, updated_us = ? WHERE id = ?",
+        )
+        .bind(&subscription.name)
+        .bind(encode_patterns(subscription))
+        .bind(&subscription.webhook_url)
+        .bind(&stored.secret)
+        .bind(subscription.enabled)
+        .bind(&subscription.disabled_reason)
+        .bind(subscription.updated_at.timestamp_micros())
+        .bind(&subscription.id)
+        .execute(&self.db().writer)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db().writer.begin().await?;
+        for table in ["deliveries", "delivery_attempts"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deleted = sqlx::query("DELETE FROM subscriptions WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_us = ? WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(Utc::now().timestamp_micros())
+        .bind(id)
+        .execute(&self.db().writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_deliveries(
+        &self,
+        jobs: &[NewDelivery],
+        leased_until: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        let mut created = Vec::with_capacity(jobs.len());
+        let mut tx = self.db().writer.begin().await?;
+        for chunk in jobs.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
+                 next_attempt_us, created_us, updated_us) ",
+            );
+            insert.push_values(chunk, |mut row, job| {
+                row.push_bind(&job.id)
+                    .push_bind(&job.event_id)
+                    .push_bind(&job.subscription_id)
+                    .push_bind(PENDING)
+                    .push_bind(0)
+                    .push_bind(leased_until.timestamp_micros())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id");
+            let ids: Vec<(String,)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            created.extend(ids.into_iter().map(|(id,)| id));
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        leased_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "UPDATE deliveries SET next_attempt_us = ? WHERE id IN ( \
+                 SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_us <= ? \
+                 ORDER BY next_attempt_us LIMIT ? \
+             ) RETURNING id, event_id, subscription_id, attempts",
+        )
+        .bind(leased_until.timestamp_micros())
+        .bind(now.timestamp_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.db().writer)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, event_id, subscription_id, attempts)| DeliveryJob {
+                id,
+                event_id,
+                subscription_id,
+                attempts: u32::try_from(attempts).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn postpone(&self, jobs: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let mut tx = self.db().writer.begin().await?;
+        for (id, due) in jobs {
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_us = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(due.timestamp_micros())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+        let mut tx = self.db().writer.begin().await?;
+        for record in attempts {
+            let (status, due) = next_state(&record.next);
+            let attempted_us = record.attempted_at.timestamp_micros();
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, \
+                 status_code, latency_us, error, attempted_us, next_attempt_us) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&record.job.id)
+            .bind(&record.job.subscription_id)
+            .bind(&record.job.event_id)
+            .bind(i64::from(record.attempt))
+            .bind(record.status_code.map(i32::from))
+            .bind(record.latency.as_micros() as i64)
+            .bind(&record.error)
+            .bind(attempted_us)
+            .bind(due.map(|at| at.timestamp_micros()))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?, \
+                 last_status = ?, last_error = ?, updated_us = ? WHERE id = ?",
+            )
+            .bind(status)
+            .bind(i64::from(record.attempt))
+            .bind(due.map_or(attempted_us, |at| at.timestamp_micros()))
+            .bind(record.status_code.map(i32::from))
+            .bind(&record.error)
+            .bind(attempted_us)
+            .bind(&record.job.id)
+            .execute(&mut *tx)
+            .await?;
+            if let NextStep::DeadLetter(letter) = &record.next {
+                insert_dead_letter(&mut tx, letter).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn attempts(
+        &self,
+        subscription_id: &str,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<AttemptPage, StoreError> {
+        let rows: Vec<AttemptRow> = sqlx::query_as(
+            "SELECT seq, delivery_id, event_id, attempt, status_code, latency_us, error, \
+             attempted_us, next_attempt_us FROM delivery_attempts \
+             WHERE subscription_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(subscription_id)
+        .bind(cursor.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.db().reader)
+        .await?;
+        Ok(attempt_page(rows, limit))
+    }
+
+    async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let mut conn = self.db().writer.acquire().await?;
+        insert_dead_letter(&mut conn, letter).await
+    }
+
+    async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<DeadLetterPage, StoreError> {
+        let mut select = select_dead_letters::<Sqlite>(DEAD_LETTER_COLUMNS, query);
+        let rows: Vec<DeadLetterRow> = select.build_query_as().fetch_all(&self.db().reader).await?;
+        dead_letter_page(rows, query.limit)
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let row: Option<DeadLetterRow> =
+            sqlx::query_as(&format!("{DEAD_LETTER_COLUMNS} WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.db().reader)
+                .await?;
+        row.map(DeadLetterRow::decode).transpose()
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+            .bind(id)
+            .execute(&self.db().writer)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn requeue_delivery(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        let mut tx = self.db().writer.begin().await?;
+        let removed = sqlx::query("DELETE FROM dead_letters WHERE id = ?")
+            .bind(&letter.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?, \
+             updated_us = ? WHERE id = ? AND status = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(&letter.delivery_id)
+        .bind(DEAD)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&self.db().reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+}
