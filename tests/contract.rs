@@ -818,7 +818,11 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
                 NextStep::DeadLetter(Box::new(letter.clone())),
             ),
         ];
-        store.record_attempts(&records).await.unwrap();
+        let recorded = store.record_attempts(&records).await.unwrap();
+        assert_eq!(recorded, [first.id.clone(), second.id.clone()], "{name}");
+        // A copy sent again after its lease ran out finds the job moved on: nothing recorded.
+        let stale = store.record_attempts(&records[..1]).await.unwrap();
+        assert!(stale.is_empty(), "{name}");
         let log = store.attempts(sub, None, 10).await.unwrap();
         assert_eq!(log.attempts.len(), 2, "{name}");
         assert_eq!(

@@ -125,6 +125,7 @@ async fn invalid_subscriptions_get_clear_4xx_problems() {
         (with("secret", json!("whsec_not base64!")), "secret"),
         (with("extra", json!(1)), "extra"),
         (with("event_types", json!("order.*")), "event_types"),
+        (with("name", json!("nul\u{0}name")), "NUL"),
     ];
     for (body, mentions) in cases {
         let (status, problem) = server
@@ -147,6 +148,10 @@ async fn invalid_subscriptions_get_clear_4xx_problems() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    for path in ["/api/v1/dlq/%00", "/api/v1/dlq?event_type=a%00b", "/api/v1/subscriptions/x%00"] {
+        let (status, problem) = server.call("GET", path, None).await;
+        assert_eq!(status, 400, "{path}: {problem}");
+    }
 }
 
 #[tokio::test]

@@ -110,9 +110,12 @@ pub async fn retry_dead_letter(
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Requeued>), ApiError> {
     let letter = find(&ctx, &id).await?;
-    let requeued = u64::from(requeue(&ctx, &letter).await?);
+    if !requeue(&ctx, &letter).await? {
+        // Taken by a concurrent retry, or its delivery is gone.
+        return Err(not_found(&id));
+    }
     metrics::sample_dead_letters(ctx.deliveries.as_ref()).await;
-    Ok((StatusCode::ACCEPTED, Json(Requeued { requeued })))
+    Ok((StatusCode::ACCEPTED, Json(Requeued { requeued: 1 })))
 }
 
 /// Puts back every dead letter matching the filter (up to `limit`); letters whose subscription is
@@ -145,10 +148,15 @@ pub async fn retry_dead_letters(
     }
     let mut query = query_of(filter)?;
     let mut requeued = 0;
-    while left > 0 {
+    // Letters that fail again while this runs are not retried a second time.
+    let started = chrono::Utc::now();
+    'pages: while left > 0 {
         query.limit = left.min(paging::MAX_LIMIT);
         let page = ctx.deliveries.dead_letters(&query).await?;
         for letter in &page.letters {
+            if letter.failed_at > started {
+                break 'pages;
+            }
             match requeue(&ctx, letter).await {
                 Ok(done) => requeued += u64::from(done),
                 Err(ApiError::Conflict(reason)) => {
@@ -225,6 +233,10 @@ async fn requeue(ctx: &ApiContext, letter: &DeadLetter) -> Result<bool, ApiError
             }
         }
         DeadLetterKind::Handler => {
+            // Taken from the queue first, so that concurrent retries put it back on its stream once.
+            if !ctx.deliveries.delete_dead_letter(&letter.id).await? {
+                return Ok(false);
+            }
             let message = StreamMessage {
                 stream: letter.stream.clone(),
                 event_id: letter.event_id.clone(),
@@ -239,11 +251,14 @@ async fn requeue(ctx: &ApiContext, letter: &DeadLetter) -> Result<bool, ApiError
                     .and_then(|seq| seq.as_i64()),
                 payload: letter.event.to_string(),
             };
-            ctx.broker.publish(&[message]).await.map_err(|err| {
+            if let Err(err) = ctx.broker.publish(&[message]).await {
                 tracing::warn!(error = %err, "cannot put a dead letter back on its stream");
-                ApiError::Unavailable("the broker is unavailable; retry shortly".into())
-            })?;
-            Ok(ctx.deliveries.delete_dead_letter(&letter.id).await?)
+                ctx.deliveries.add_dead_letter(letter).await?;
+                return Err(ApiError::Unavailable(
+                    "the broker is unavailable; retry shortly".into(),
+                ));
+            }
+            Ok(true)
         }
     }
 }

@@ -202,6 +202,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        refuse_nul(parts.uri.query().unwrap_or_default(), "query parameters")?;
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| Self(value))
@@ -219,11 +220,23 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        refuse_nul(parts.uri.path(), "the path")?;
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))
             .map_err(|rejection: PathRejection| ApiError::BadRequest(rejection.body_text()))
     }
+}
+
+/// Refuses a percent-encoded NUL character (`%00`) in `text`: no identifier or filter contains
+/// one, and PostgreSQL cannot compare text with it.
+fn refuse_nul(text: &str, part: &str) -> Result<(), ApiError> {
+    if text.to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::BadRequest(format!(
+            "{part} must not contain NUL characters (%00)"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses a JSON body, reporting where it breaks.

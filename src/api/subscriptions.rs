@@ -134,7 +134,12 @@ pub async fn create_subscription(
     ctx.deliveries.insert_subscription(&stored).await?;
     ctx.directory.invalidate();
     let subscription = stored.subscription;
-    tracing::info!(subscription = %subscription.id, url = %subscription.webhook_url, "subscription created");
+    // The host only: webhook URLs often carry tokens.
+    let host = url::Url::parse(&subscription.webhook_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_string))
+        .unwrap_or_default();
+    tracing::info!(subscription = %subscription.id, host, "subscription created");
     let location = format!("/api/v1/subscriptions/{}", path_segment(&subscription.id));
     let created = CreatedSubscription {
         subscription,
@@ -309,6 +314,16 @@ async fn validate(
     check_url: bool,
 ) -> Result<(), ApiError> {
     let subscription = &stored.subscription;
+    let texts = [
+        ("name", subscription.name.as_str()),
+        ("webhook_url", subscription.webhook_url.as_str()),
+        ("secret", stored.secret.as_str()),
+    ];
+    if let Some((field, _)) = texts.iter().find(|(_, text)| text.contains('\0')) {
+        return Err(ApiError::Invalid(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
     let name = subscription.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::Invalid(format!(

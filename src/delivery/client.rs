@@ -98,7 +98,10 @@ impl WebhookClient {
         if status.is_success() {
             return Ok(status.as_u16());
         }
-        let retry_after = retry_after(response.headers());
+        // Retry-After counts where it means "come back later": 429 and 503.
+        let retry_after = matches!(status.as_u16(), 429 | 503)
+            .then(|| retry_after(response.headers()))
+            .flatten();
         let body = read_start(response).await;
         Err(Failure {
             status: Some(status.as_u16()),
@@ -170,7 +173,9 @@ async fn read_start(mut response: reqwest::Response) -> String {
             _ => break,
         }
     }
-    truncate(&String::from_utf8_lossy(&start), MAX_RESPONSE_BODY).to_string()
+    // NUL characters cannot be stored in PostgreSQL text.
+    let text = String::from_utf8_lossy(&start).replace('\0', "\u{FFFD}");
+    truncate(&text, MAX_RESPONSE_BODY).to_string()
 }
 
 /// Resolves webhook hosts and refuses answers outside the public internet (unless allowed).

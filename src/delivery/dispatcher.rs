@@ -5,7 +5,9 @@
 //! a job whose process died and whose lease ran out). Each job is sent by a task of its own, so a
 //! slow endpoint only slows its own deliveries: it may have [`PER_SUBSCRIPTION`] requests in
 //! flight, and its circuit breaker opens when it keeps failing, after which its jobs wait
-//! without spending attempts. Outcomes are written to the store in batches by one recorder task.
+//! without spending attempts. A process holds at most [`MAX_HELD`] jobs; beyond that, new jobs
+//! stay in the store, due, for whichever process has room. Outcomes are written to the store in
+//! batches by one recorder task, each only if the job is still in the state it was sent in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,23 +29,26 @@ use super::{
 };
 use crate::events::Event;
 use crate::observability::metrics;
-use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig};
+use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig, random_unit};
 use crate::store::{EventStore, StoreError};
 
 /// How often due jobs are looked for in the store.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Most jobs claimed from the store at once.
 const CLAIM_BATCH: usize = 256;
-/// Jobs this process holds (sending or waiting to) beyond which it claims no more.
-const MAX_HELD: usize = 4096;
+/// Jobs this process holds (sending or waiting to send) beyond which it takes no more.
+const MAX_HELD: usize = 1024;
 /// Requests in flight at once, over all endpoints.
 const MAX_SENDING: usize = 512;
 /// Requests in flight at once to one subscription.
-const PER_SUBSCRIPTION: usize = 64;
-/// How long a job waits when its subscription has [`PER_SUBSCRIPTION`] requests in flight.
-const BUSY_WAIT: Duration = Duration::from_millis(500);
+const PER_SUBSCRIPTION: usize = 32;
+/// Shortest wait of a job put off without an attempt (a jitter of up to half as much is added),
+/// so that a backlog of jobs for a busy or broken endpoint does not churn through the store.
+const MIN_WAIT: Duration = Duration::from_secs(1);
 /// How long a job waits when the store cannot say what to do with it.
 const STORE_WAIT: Duration = Duration::from_secs(2);
+/// How long the jobs of a disabled subscription wait before they look again.
+const DISABLED_WAIT: Duration = Duration::from_secs(60);
 /// Outcomes written to the store in one transaction, at most.
 const RECORD_BATCH: usize = 500;
 
@@ -108,6 +113,7 @@ pub struct DispatcherTasks {
     recorder: JoinHandle<()>,
     deliveries: TaskTracker,
     stop_recording: CancellationToken,
+    timeout: Duration,
 }
 
 impl DispatcherTasks {
@@ -116,7 +122,16 @@ impl DispatcherTasks {
     pub async fn finished(self) {
         self.poller.await.ok();
         self.deliveries.close();
-        self.deliveries.wait().await;
+        // Requests under way end within their timeout; jobs not yet sent give their lease back.
+        let deadline = self.timeout + Duration::from_secs(5);
+        if tokio::time::timeout(deadline, self.deliveries.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "deliveries still under way at shutdown; their jobs come due again after their lease"
+            );
+        }
         self.stop_recording.cancel();
         self.recorder.await.ok();
     }
@@ -136,6 +151,8 @@ struct Inner {
     sending: Semaphore,
     records: mpsc::Sender<Record>,
     deliveries: TaskTracker,
+    /// Cancelled when the process stops: jobs not yet sent are given back.
+    shutdown: CancellationToken,
 }
 
 impl Dispatcher {
@@ -164,6 +181,7 @@ impl Dispatcher {
             sending: Semaphore::new(MAX_SENDING),
             records,
             deliveries: deliveries.clone(),
+            shutdown: shutdown.clone(),
         });
         let recorder = tokio::spawn(record(store, queue, stop_recording.clone()));
         let poller = tokio::spawn(poll(inner.clone(), shutdown));
@@ -172,6 +190,7 @@ impl Dispatcher {
             recorder,
             deliveries,
             stop_recording,
+            timeout: inner.settings.timeout,
         };
         Ok((Self { inner }, tasks))
     }
@@ -179,6 +198,11 @@ impl Dispatcher {
     /// Until when a job created now is leased to this process.
     pub fn lease_until(&self) -> DateTime<Utc> {
         Utc::now() + self.inner.lease
+    }
+
+    /// True while this process can take more jobs; otherwise new jobs are left due in the store.
+    pub fn has_room(&self) -> bool {
+        self.inner.deliveries.len() < MAX_HELD && !self.inner.shutdown.is_cancelled()
     }
 
     /// Sends a job leased to this process, now.
@@ -237,7 +261,7 @@ impl Inner {
             }
             Err(err) => {
                 tracing::warn!(error = %err, delivery = %job.id, "cannot load the event to deliver");
-                return self.postpone(job, STORE_WAIT).await;
+                return self.put_off(job, STORE_WAIT).await;
             }
         };
         match event {
@@ -259,13 +283,13 @@ impl Inner {
             }
             Err(err) => {
                 tracing::warn!(error = %err, delivery = %job.id, "cannot load the subscription");
-                return self.postpone(job, STORE_WAIT).await;
+                return self.put_off(job, STORE_WAIT).await;
             }
         };
         let subscription = &stored.subscription;
+        // Paused (or disabled after a 410): the job waits, without attempts, until it is enabled.
         if !subscription.enabled {
-            let reason = "not sent: the subscription is disabled";
-            return self.give_up(job, Some(event), reason).await;
+            return self.put_off(job, DISABLED_WAIT).await;
         }
         let secret = match SigningSecret::parse(&stored.secret) {
             Ok(secret) => secret,
@@ -276,14 +300,18 @@ impl Inner {
             }
         };
         let Some(_slot) = self.reserve(&subscription.id) else {
-            return self.postpone(job, BUSY_WAIT).await;
+            return self.put_off(job, MIN_WAIT).await;
         };
+        let _permit = self.sending.acquire().await;
+        if self.shutdown.is_cancelled() {
+            // Not sent: give the job back to be taken at once by a process still running.
+            return self.record(Record::Postpone(job.id, Utc::now())).await;
+        }
         let breaker = self.breaker(&subscription.id);
         let attempted_at = Utc::now();
         let started = Instant::now();
         let outcome = breaker
             .call(|| async {
-                let _permit = self.sending.acquire().await;
                 self.client
                     .send(WebhookRequest {
                         url: &subscription.webhook_url,
@@ -299,7 +327,7 @@ impl Inner {
         metrics::circuit_breaker_state(&subscription.id, breaker.state());
         let attempt = job.attempts + 1;
         let (status_code, error, next) = match outcome {
-            Err(BreakerError::Open { retry_in }) => return self.postpone(job, retry_in).await,
+            Err(BreakerError::Open { retry_in }) => return self.put_off(job, retry_in).await,
             Ok(status) => (Some(status), None, NextStep::Delivered),
             Err(BreakerError::Failed(failure)) => {
                 let next = self.after_failure(&job, event, attempt, &failure).await;
@@ -377,9 +405,11 @@ impl Inner {
         .await;
     }
 
-    async fn postpone(&self, job: DeliveryJob, wait: Duration) {
-        self.record(Record::Postpone(job.id, Utc::now() + wait))
-            .await;
+    /// Puts a job off without an attempt, for at least `wait` (and [`MIN_WAIT`]), with jitter.
+    async fn put_off(&self, job: DeliveryJob, wait: Duration) {
+        let wait = wait.max(MIN_WAIT);
+        let due = Utc::now() + wait + wait.mul_f64(0.5 * random_unit());
+        self.record(Record::Postpone(job.id, due)).await;
     }
 
     async fn record(&self, record: Record) {
@@ -511,10 +541,15 @@ async fn write_outcomes(
     postponed: &[(String, DateTime<Utc>)],
     stop: &CancellationToken,
 ) {
-    if !attempts.is_empty() && persist(stop, || store.record_attempts(attempts)).await {
+    if !attempts.is_empty()
+        && let Some(recorded) = persist(stop, || store.record_attempts(attempts)).await
+    {
         for attempt in attempts {
-            if let NextStep::DeadLetter(letter) = &attempt.next {
-                metrics::event_failed(&letter.stream);
+            if let NextStep::DeadLetter(letter) = &attempt.next
+                && recorded.contains(&attempt.job.id)
+            {
+                let stream = Some(letter.stream.as_str()).filter(|s| !s.is_empty());
+                metrics::event_failed(stream.unwrap_or("unknown"));
             }
         }
     }
@@ -523,26 +558,28 @@ async fn write_outcomes(
     }
 }
 
-/// Runs `write` until it succeeds, pausing while the store is down; after shutdown it gives up
-/// after a few tries (the jobs stay leased and come due again when their lease runs out).
-async fn persist<Fut>(stop: &CancellationToken, write: impl Fn() -> Fut) -> bool
+/// Runs `write` until it succeeds, pausing while the store is unavailable. A write the store
+/// refuses is dropped with an error in the log, as is one still failing a few tries after
+/// shutdown: its jobs stay leased and come due again when the lease runs out.
+async fn persist<T, Fut>(stop: &CancellationToken, write: impl Fn() -> Fut) -> Option<T>
 where
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut pause = Duration::from_millis(100);
-    for tries in 1.. {
-        match write().await {
-            Ok(()) => return true,
-            Err(err) if stop.is_cancelled() && tries >= 3 => {
-                tracing::error!(error = %err, "cannot record delivery outcomes; the jobs come due again after their lease");
-                return false;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot record delivery outcomes");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let err = match write().await {
+            Ok(written) => return Some(written),
+            Err(err) => err,
+        };
+        let transient = matches!(err, StoreError::Unavailable(_) | StoreError::TimedOut(_));
+        if !transient || (stop.is_cancelled() && tries >= 3) {
+            tracing::error!(error = %err, "cannot record delivery outcomes; their jobs come due again after their lease");
+            return None;
         }
+        tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot record delivery outcomes");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
-    false
 }

@@ -54,6 +54,13 @@ impl Handler for WebhookFanout {
         if jobs.is_empty() {
             return Ok(());
         }
+        // A busy process leaves the new jobs due in the store, for whichever process has room.
+        if !self.dispatcher.has_room() {
+            self.store
+                .create_deliveries(&jobs, chrono::Utc::now())
+                .await?;
+            return Ok(());
+        }
         let created: HashSet<String> = self
             .store
             .create_deliveries(&jobs, self.dispatcher.lease_until())

@@ -56,8 +56,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Makes jobs due again at the given times without counting an attempt (an open circuit).
     async fn postpone(&self, jobs: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
 
-    /// Records attempts in one transaction: the log, each job's new state, and dead letters.
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError>;
+    /// Records attempts in one transaction: each job's new state, the log and dead letters. An
+    /// attempt is recorded only if its job is still pending with the attempt count it was sent
+    /// with (a copy whose lease ran out, or a job requeued meanwhile, is not overwritten); returns
+    /// the ids of the jobs recorded.
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError>;
 
     /// A page of a subscription's delivery log, newest first, below `cursor`.
     async fn attempts(
@@ -67,7 +70,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<AttemptPage, StoreError>;
 
-    /// Adds an event whose processing failed for good to the dead-letter queue.
+    /// Adds an entry to the dead-letter queue (a no-op if one with its id exists).
     async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError>;
 
     /// A page of dead letters matching the query, oldest first.
@@ -80,7 +83,8 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn delete_dead_letter(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Removes a webhook dead letter and makes its delivery due now with a fresh attempt budget,
-    /// in one transaction; false if the letter did not exist.
+    /// in one transaction; false (and nothing changed) if the letter or its dead delivery no
+    /// longer exists.
     async fn requeue_delivery(&self, letter: &DeadLetter) -> Result<bool, StoreError>;
 
     /// Entries in the dead-letter queue.

@@ -4,4 +4,5 @@ mod breaker;
 mod retry;
 
 pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
+pub(crate) use retry::random_unit;
 pub use retry::{RetryConfig, retry};

@@ -103,7 +103,7 @@ where
 }
 
 /// A uniformly distributed number in [0, 1) from the standard library's randomly keyed hasher.
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let bits = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();

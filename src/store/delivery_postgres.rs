@@ -1,8 +1,9 @@
 //! [`DeliveryStore`] on PostgreSQL: the delivery tables next to the events.
 //!
-//! Statements that pick rows of `deliveries` by a set of ids are not kept as prepared statements
-//! (`persistent(false)`): each is planned for the table as it is now, never with a plan cached
-//! while the table was small.
+//! Statements that join growing tables or filter them on something other than their primary key
+//! are not kept as prepared statements (`persistent(false)`): each is planned for the table as it
+//! is now, never with a plan cached while the table was small (nothing runs ANALYZE when
+//! autovacuum is off).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,25 +28,30 @@ const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, s
      subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
      (extract(epoch FROM failed_at) * 1000000)::bigint AS failed_us, payload FROM dead_letters";
 
-/// Records the attempts (given as arrays) in the log and moves each job to its new state.
+/// Moves each job still pending with the attempt count it was sent with to its new state, and logs
+/// those attempts (given as arrays); returns the ids of the jobs moved.
 const RECORD_ATTEMPTS: &str = "
 WITH attempt AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[],
-                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[])
+                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::int[])
         AS a(delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
-             attempted_at, next_attempt_at, status)
-), logged AS (
-    INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, status_code,
-                                   latency_us, error, attempted_at, next_attempt_at)
-    SELECT delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
-           attempted_at, next_attempt_at
+             attempted_at, next_attempt_at, status, previous_attempts)
+), moved AS (
+    UPDATE deliveries SET status = attempt.status, attempts = attempt.attempt,
+        next_attempt_at = COALESCE(attempt.next_attempt_at, attempt.attempted_at),
+        last_status = attempt.status_code, last_error = attempt.error,
+        updated_at = attempt.attempted_at
     FROM attempt
+    WHERE deliveries.id = attempt.delivery_id AND deliveries.status = 'pending'
+        AND deliveries.attempts = attempt.previous_attempts
+    RETURNING deliveries.id
 )
-UPDATE deliveries SET status = attempt.status, attempts = attempt.attempt,
-    next_attempt_at = COALESCE(attempt.next_attempt_at, attempt.attempted_at),
-    last_status = attempt.status_code, last_error = attempt.error,
-    updated_at = attempt.attempted_at
-FROM attempt WHERE deliveries.id = attempt.delivery_id";
+INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, status_code,
+                               latency_us, error, attempted_at, next_attempt_at)
+SELECT delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
+       attempted_at, next_attempt_at
+FROM attempt JOIN moved ON moved.id = attempt.delivery_id
+RETURNING delivery_id";
 
 async fn insert_dead_letter(
     conn: &mut PgConnection,
@@ -54,7 +60,8 @@ async fn insert_dead_letter(
     sqlx::query(
         "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
          delivery_id, handler, error, status_code, response_body, attempts, failed_at, payload) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(&letter.id)
     .bind(letter.kind.as_str())
@@ -88,6 +95,7 @@ struct AttemptColumns<'a> {
     attempted_at: Vec<DateTime<Utc>>,
     next_attempt_at: Vec<Option<DateTime<Utc>>>,
     status: Vec<&'static str>,
+    previous_attempts: Vec<i32>,
 }
 
 impl<'a> AttemptColumns<'a> {
@@ -109,6 +117,9 @@ impl<'a> AttemptColumns<'a> {
             columns.attempted_at.push(record.attempted_at);
             columns.next_attempt_at.push(due);
             columns.status.push(status);
+            columns
+                .previous_attempts
+                .push(i32::try_from(record.job.attempts).unwrap_or(i32::MAX));
         }
         columns
     }
@@ -189,6 +200,7 @@ impl DeliveryStore for PgStore {
             let mut tx = self.pool().begin().await?;
             for table in ["deliveries", "delivery_attempts"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE subscription_id = $1"))
+                    .persistent(false)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
@@ -299,11 +311,11 @@ impl DeliveryStore for PgStore {
         .await
     }
 
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
         bounded(async {
             let columns = AttemptColumns::of(attempts);
             let mut tx = self.pool().begin().await?;
-            sqlx::query(RECORD_ATTEMPTS)
+            let moved: Vec<(String,)> = sqlx::query_as(RECORD_ATTEMPTS)
                 .persistent(false)
                 .bind(&columns.delivery_id)
                 .bind(&columns.subscription_id)
@@ -315,15 +327,19 @@ impl DeliveryStore for PgStore {
                 .bind(&columns.attempted_at)
                 .bind(&columns.next_attempt_at)
                 .bind(&columns.status)
-                .execute(&mut *tx)
+                .bind(&columns.previous_attempts)
+                .fetch_all(&mut *tx)
                 .await?;
+            let recorded: Vec<String> = moved.into_iter().map(|(id,)| id).collect();
             for record in attempts {
-                if let NextStep::DeadLetter(letter) = &record.next {
+                if let NextStep::DeadLetter(letter) = &record.next
+                    && recorded.contains(&record.job.id)
+                {
                     insert_dead_letter(&mut tx, letter).await?;
                 }
             }
             tx.commit().await?;
-            Ok(())
+            Ok(recorded)
         })
         .await
     }
@@ -342,6 +358,7 @@ impl DeliveryStore for PgStore {
                  FROM delivery_attempts WHERE subscription_id = $1 AND seq < $2 \
                  ORDER BY seq DESC LIMIT $3",
             )
+            .persistent(false)
             .bind(subscription_id)
             .bind(cursor.unwrap_or(i64::MAX))
             .bind(i64::from(limit) + 1)
@@ -363,7 +380,11 @@ impl DeliveryStore for PgStore {
     async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<DeadLetterPage, StoreError> {
         bounded(async {
             let mut select = select_dead_letters::<Postgres>(DEAD_LETTER_COLUMNS, query);
-            let rows: Vec<DeadLetterRow> = select.build_query_as().fetch_all(self.pool()).await?;
+            let rows: Vec<DeadLetterRow> = select
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(self.pool())
+                .await?;
             dead_letter_page(rows, query.limit)
         })
         .await
@@ -400,17 +421,19 @@ impl DeliveryStore for PgStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if removed == 0 {
-                return Ok(false);
-            }
-            sqlx::query(
+            let requeued = sqlx::query(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
                  updated_at = now() WHERE id = $1 AND status = $2",
             )
             .bind(&letter.delivery_id)
             .bind(DEAD)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if removed == 0 || requeued == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             tx.commit().await?;
             Ok(true)
         })

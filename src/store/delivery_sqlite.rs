@@ -31,7 +31,7 @@ async fn insert_dead_letter(
     sqlx::query(
         "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
          delivery_id, handler, error, status_code, response_body, attempts, failed_us, payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&letter.id)
     .bind(letter.kind.as_str())
@@ -213,11 +213,31 @@ impl DeliveryStore for SqliteStore {
         Ok(())
     }
 
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
+        let mut recorded = Vec::with_capacity(attempts.len());
         let mut tx = self.db().writer.begin().await?;
         for record in attempts {
             let (status, due) = next_state(&record.next);
             let attempted_us = record.attempted_at.timestamp_micros();
+            let moved = sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?, \
+                 last_status = ?, last_error = ?, updated_us = ? \
+                 WHERE id = ? AND status = 'pending' AND attempts = ?",
+            )
+            .bind(status)
+            .bind(i64::from(record.attempt))
+            .bind(due.map_or(attempted_us, |at| at.timestamp_micros()))
+            .bind(record.status_code.map(i32::from))
+            .bind(&record.error)
+            .bind(attempted_us)
+            .bind(&record.job.id)
+            .bind(i64::from(record.job.attempts))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, \
                  status_code, latency_us, error, attempted_us, next_attempt_us) \
@@ -234,25 +254,13 @@ impl DeliveryStore for SqliteStore {
             .bind(due.map(|at| at.timestamp_micros()))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?, \
-                 last_status = ?, last_error = ?, updated_us = ? WHERE id = ?",
-            )
-            .bind(status)
-            .bind(i64::from(record.attempt))
-            .bind(due.map_or(attempted_us, |at| at.timestamp_micros()))
-            .bind(record.status_code.map(i32::from))
-            .bind(&record.error)
-            .bind(attempted_us)
-            .bind(&record.job.id)
-            .execute(&mut *tx)
-            .await?;
             if let NextStep::DeadLetter(letter) = &record.next {
                 insert_dead_letter(&mut tx, letter).await?;
             }
+            recorded.push(record.job.id.clone());
         }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     async fn attempts(
@@ -310,10 +318,7 @@ impl DeliveryStore for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if removed == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
+        let requeued = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?, \
              updated_us = ? WHERE id = ? AND status = ?",
         )
@@ -322,7 +327,12 @@ impl DeliveryStore for SqliteStore {
         .bind(&letter.delivery_id)
         .bind(DEAD)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if removed == 0 || requeued == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         tx.commit().await?;
         Ok(true)
     }
