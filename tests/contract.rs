@@ -744,11 +744,11 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         store.insert_subscription(&stored).await.unwrap();
         let sub = stored.subscription.id.as_str();
         let (first, second) = (
-            NewDelivery::new("evt-1", sub),
-            NewDelivery::new("evt-2", sub),
+            NewDelivery::new("evt-1", sub, at(60)),
+            NewDelivery::new("evt-2", sub, at(60)),
         );
         let created = store
-            .create_deliveries(&[first.clone(), second.clone()], at(60))
+            .create_deliveries(&[first.clone(), second.clone()])
             .await;
         assert_eq!(
             created.unwrap(),
@@ -757,15 +757,11 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         );
         // An event consumed again creates no second job for the same subscription.
         let again = [
-            NewDelivery::new("evt-1", sub),
-            NewDelivery::new("evt-2", sub),
+            NewDelivery::new("evt-1", sub, at(60)),
+            NewDelivery::new("evt-2", sub, at(60)),
         ];
         assert!(
-            store
-                .create_deliveries(&again, at(60))
-                .await
-                .unwrap()
-                .is_empty(),
+            store.create_deliveries(&again).await.unwrap().is_empty(),
             "{name}"
         );
 

@@ -148,7 +148,11 @@ async fn invalid_subscriptions_get_clear_4xx_problems() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    for path in ["/api/v1/dlq/%00", "/api/v1/dlq?event_type=a%00b", "/api/v1/subscriptions/x%00"] {
+    for path in [
+        "/api/v1/dlq/%00",
+        "/api/v1/dlq?event_type=a%00b",
+        "/api/v1/subscriptions/x%00",
+    ] {
         let (status, problem) = server.call("GET", path, None).await;
         assert_eq!(status, 400, "{path}: {problem}");
     }

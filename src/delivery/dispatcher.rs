@@ -37,7 +37,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Most jobs claimed from the store at once.
 const CLAIM_BATCH: usize = 256;
 /// Jobs this process holds (sending or waiting to send) beyond which it takes no more.
-const MAX_HELD: usize = 1024;
+const MAX_HELD: usize = 2048;
 /// Requests in flight at once, over all endpoints.
 const MAX_SENDING: usize = 512;
 /// Requests in flight at once to one subscription.
@@ -217,15 +217,22 @@ impl Dispatcher {
 
 /// Claims due jobs from the store until `shutdown`.
 async fn poll(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let mut backlog = false;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(POLL_INTERVAL) => {}
-            _ = shutdown.cancelled() => return,
+        // After a full claim there is likely more due: claim again at once.
+        if !backlog {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        } else if shutdown.is_cancelled() {
+            return;
         }
         // A busy process leaves due jobs to the others.
         let room = MAX_HELD
             .saturating_sub(inner.deliveries.len())
             .min(CLAIM_BATCH);
+        backlog = false;
         if room == 0 {
             continue;
         }
@@ -241,34 +248,51 @@ async fn poll(inner: Arc<Inner>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        backlog = jobs.len() == room;
+        // The jobs of one event share one load of it.
+        let mut by_event: HashMap<String, Vec<DeliveryJob>> = HashMap::new();
         for job in jobs {
-            let inner_for_job = inner.clone();
+            by_event.entry(job.event_id.clone()).or_default().push(job);
+        }
+        for (event_id, jobs) in by_event {
+            let inner_for_event = inner.clone();
             inner
                 .deliveries
-                .spawn(async move { inner_for_job.deliver_claimed(job).await });
+                .spawn(async move { inner_for_event.deliver_claimed(&event_id, jobs).await });
         }
     }
 }
 
 impl Inner {
-    /// Loads the event of a job claimed from the store, then delivers it.
-    async fn deliver_claimed(&self, job: DeliveryJob) {
-        let event = match self.events.get(&job.event_id).await {
-            Ok(Some(event)) => PreparedEvent::of(&event),
-            Ok(None) => {
-                let reason = "the event is no longer stored";
-                return self.give_up(job, None, reason).await;
+    /// Loads the event of jobs claimed from the store, then delivers each.
+    async fn deliver_claimed(self: &Arc<Self>, event_id: &str, jobs: Vec<DeliveryJob>) {
+        let event = match self.events.get(event_id).await {
+            Ok(Some(event)) => {
+                PreparedEvent::of(&event).map_err(|err| format!("unencodable event: {err}"))
             }
+            Ok(None) => Err("the event is no longer stored".to_string()),
             Err(err) => {
-                tracing::warn!(error = %err, delivery = %job.id, "cannot load the event to deliver");
-                return self.put_off(job, STORE_WAIT).await;
+                tracing::warn!(error = %err, event_id, "cannot load the event to deliver");
+                for job in jobs {
+                    self.put_off(job, STORE_WAIT).await;
+                }
+                return;
             }
         };
         match event {
-            Ok(event) => self.deliver(job, &event).await,
-            Err(err) => {
-                self.give_up(job, None, &format!("unencodable event: {err}"))
-                    .await
+            Ok(event) => {
+                let event = Arc::new(event);
+                for job in jobs {
+                    let inner = self.clone();
+                    let event = event.clone();
+                    self.deliveries
+                        .spawn(async move { inner.deliver(job, &event).await });
+                }
+            }
+            Err(reason) => {
+                for job in jobs {
+                    self.give_up(job, None, &reason).await;
+                }
             }
         }
     }

@@ -1,11 +1,11 @@
 //! The webhook fan-out: the worker handler that turns each event into one delivery job per
 //! matching subscription and hands the new jobs to the dispatcher.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::job_writer::JobWriter;
 use super::{
     DeliveryJob, DeliveryStore, Dispatcher, NewDelivery, PreparedEvent, SubscriptionDirectory,
 };
@@ -18,7 +18,7 @@ use crate::worker::{Handler, HandlerError};
 /// unique per (event, subscription), so an event consumed twice is delivered once.
 pub struct WebhookFanout {
     directory: Arc<SubscriptionDirectory>,
-    store: Arc<dyn DeliveryStore>,
+    jobs: JobWriter,
     dispatcher: Dispatcher,
 }
 
@@ -31,7 +31,7 @@ impl WebhookFanout {
     ) -> Self {
         Self {
             directory,
-            store,
+            jobs: JobWriter::spawn(store),
             dispatcher,
         }
     }
@@ -45,29 +45,25 @@ impl Handler for WebhookFanout {
 
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
         let subscriptions = self.directory.all().await?;
+        // A process with room sends new jobs at once, under a lease; a busy one leaves them due in
+        // the store for whichever process has room.
+        let sends_now = self.dispatcher.has_room();
+        let due = if sends_now {
+            self.dispatcher.lease_until()
+        } else {
+            chrono::Utc::now()
+        };
         let jobs: Vec<NewDelivery> = subscriptions
             .iter()
             .map(|stored| &stored.subscription)
             .filter(|s| s.enabled && s.matches(event.event_type()))
-            .map(|s| NewDelivery::new(event.id(), &s.id))
+            .map(|s| NewDelivery::new(event.id(), &s.id, due))
             .collect();
         if jobs.is_empty() {
             return Ok(());
         }
-        // A busy process leaves the new jobs due in the store, for whichever process has room.
-        if !self.dispatcher.has_room() {
-            self.store
-                .create_deliveries(&jobs, chrono::Utc::now())
-                .await?;
-            return Ok(());
-        }
-        let created: HashSet<String> = self
-            .store
-            .create_deliveries(&jobs, self.dispatcher.lease_until())
-            .await?
-            .into_iter()
-            .collect();
-        if created.is_empty() {
+        let created = self.jobs.create(jobs.clone()).await?;
+        if created.is_empty() || !sends_now {
             return Ok(());
         }
         let prepared = Arc::new(PreparedEvent::of(event)?);

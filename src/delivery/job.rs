@@ -17,15 +17,19 @@ pub struct NewDelivery {
     pub event_id: String,
     /// The subscription.
     pub subscription_id: String,
+    /// When it is due: now for any process, or the end of the lease of the process that sends it
+    /// at once.
+    pub due: DateTime<Utc>,
 }
 
 impl NewDelivery {
-    /// A job delivering `event_id` to `subscription_id`, with a new id.
-    pub fn new(event_id: &str, subscription_id: &str) -> Self {
+    /// A job delivering `event_id` to `subscription_id` from `due` on, with a new id.
+    pub fn new(event_id: &str, subscription_id: &str, due: DateTime<Utc>) -> Self {
         Self {
             id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
             event_id: event_id.to_string(),
             subscription_id: subscription_id.to_string(),
+            due,
         }
     }
 }

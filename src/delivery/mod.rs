@@ -8,6 +8,7 @@ mod directory;
 mod dispatcher;
 mod fanout;
 mod job;
+mod job_writer;
 mod signing;
 mod store;
 mod subscription;

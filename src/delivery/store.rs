@@ -37,13 +37,9 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Disables a subscription whose endpoint asked not to be called again (410 Gone).
     async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError>;
 
-    /// Creates the jobs whose (event, subscription) pair has none yet, leased to the caller until
-    /// `leased_until`; returns the ids of those created (a pair seen before keeps its job).
-    async fn create_deliveries(
-        &self,
-        jobs: &[NewDelivery],
-        leased_until: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Creates the jobs whose (event, subscription) pair has none yet, each due at its `due`;
+    /// returns the ids of those created (a pair seen before keeps its job).
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError>;
 
     /// Leases up to `limit` pending jobs due at `now` to the caller until `leased_until`.
     async fn claim_due(

@@ -231,28 +231,28 @@ impl DeliveryStore for PgStore {
         .await
     }
 
-    async fn create_deliveries(
-        &self,
-        jobs: &[NewDelivery],
-        leased_until: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
         bounded(async {
             let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
             let events: Vec<&str> = jobs.iter().map(|job| job.event_id.as_str()).collect();
-            let subscriptions: Vec<&str> =
-                jobs.iter().map(|job| job.subscription_id.as_str()).collect();
+            let subscriptions: Vec<&str> = jobs
+                .iter()
+                .map(|job| job.subscription_id.as_str())
+                .collect();
+            let due: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.due).collect();
             let created: Vec<(String,)> = sqlx::query_as(
                 "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
                  next_attempt_at, created_at, updated_at) \
-                 SELECT id, event_id, subscription_id, $4, 0, $5, now(), now() \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS job(id, event_id, subscription_id) \
+                 SELECT id, event_id, subscription_id, $4, 0, due, now(), now() \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $5::timestamptz[]) \
+                     AS job(id, event_id, subscription_id, due) \
                  ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
             )
             .bind(&ids)
             .bind(&events)
             .bind(&subscriptions)
             .bind(PENDING)
-            .bind(leased_until)
+            .bind(&due)
             .fetch_all(self.pool())
             .await?;
             Ok(created.into_iter().map(|(id,)| id).collect())

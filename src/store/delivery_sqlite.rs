@@ -1,5 +1,7 @@
 //! [`DeliveryStore`] on SQLite: the delivery tables in the embedded file.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -50,6 +52,24 @@ async fn insert_dead_letter(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// One attempt as a JSON object, for the batch statements of `record_attempts`.
+fn attempt_row(record: &AttemptRecord) -> serde_json::Value {
+    let (status, due) = next_state(&record.next);
+    serde_json::json!({
+        "id": record.job.id,
+        "subscription": record.job.subscription_id,
+        "event": record.job.event_id,
+        "attempt": record.attempt,
+        "previous": record.job.attempts,
+        "code": record.status_code,
+        "latency": i64::try_from(record.latency.as_micros()).unwrap_or(i64::MAX),
+        "error": record.error,
+        "at": record.attempted_at.timestamp_micros(),
+        "due": due.map(|at| at.timestamp_micros()),
+        "status": status,
+    })
 }
 
 #[async_trait]
@@ -139,11 +159,7 @@ impl DeliveryStore for SqliteStore {
         Ok(())
     }
 
-    async fn create_deliveries(
-        &self,
-        jobs: &[NewDelivery],
-        leased_until: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
         let now = Utc::now().timestamp_micros();
         let mut created = Vec::with_capacity(jobs.len());
         let mut tx = self.db().writer.begin().await?;
@@ -158,7 +174,7 @@ impl DeliveryStore for SqliteStore {
                     .push_bind(&job.subscription_id)
                     .push_bind(PENDING)
                     .push_bind(0)
-                    .push_bind(leased_until.timestamp_micros())
+                    .push_bind(job.due.timestamp_micros())
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -214,53 +230,54 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
-        let mut recorded = Vec::with_capacity(attempts.len());
+        // The batch travels as one JSON array: two statements, whatever its size.
+        let rows: Vec<serde_json::Value> = attempts.iter().map(attempt_row).collect();
         let mut tx = self.db().writer.begin().await?;
-        for record in attempts {
-            let (status, due) = next_state(&record.next);
-            let attempted_us = record.attempted_at.timestamp_micros();
-            let moved = sqlx::query(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_us = ?, \
-                 last_status = ?, last_error = ?, updated_us = ? \
-                 WHERE id = ? AND status = 'pending' AND attempts = ?",
-            )
-            .bind(status)
-            .bind(i64::from(record.attempt))
-            .bind(due.map_or(attempted_us, |at| at.timestamp_micros()))
-            .bind(record.status_code.map(i32::from))
-            .bind(&record.error)
-            .bind(attempted_us)
-            .bind(&record.job.id)
-            .bind(i64::from(record.job.attempts))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved == 0 {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, \
+        let moved: Vec<(String,)> = sqlx::query_as(
+            "UPDATE deliveries SET status = a.status, attempts = a.attempt, \
+                 next_attempt_us = COALESCE(a.due, a.at), last_status = a.code, \
+                 last_error = a.error, updated_us = a.at \
+             FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
+                          value ->> 'attempt' AS attempt, value ->> 'due' AS due, \
+                          value ->> 'at' AS at, value ->> 'code' AS code, \
+                          value ->> 'error' AS error, value ->> 'previous' AS previous \
+                   FROM json_each(?)) AS a \
+             WHERE deliveries.id = a.id AND deliveries.status = 'pending' \
+                 AND deliveries.attempts = a.previous \
+             RETURNING deliveries.id",
+        )
+        .bind(serde_json::Value::from(rows.clone()).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let recorded: HashSet<String> = moved.into_iter().map(|(id,)| id).collect();
+        let logged: Vec<serde_json::Value> = rows
+            .into_iter()
+            .filter(|row| recorded.contains(row["id"].as_str().unwrap_or_default()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, \
                  status_code, latency_us, error, attempted_us, next_attempt_us) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&record.job.id)
-            .bind(&record.job.subscription_id)
-            .bind(&record.job.event_id)
-            .bind(i64::from(record.attempt))
-            .bind(record.status_code.map(i32::from))
-            .bind(record.latency.as_micros() as i64)
-            .bind(&record.error)
-            .bind(attempted_us)
-            .bind(due.map(|at| at.timestamp_micros()))
-            .execute(&mut *tx)
-            .await?;
-            if let NextStep::DeadLetter(letter) = &record.next {
+             SELECT value ->> 'id', value ->> 'subscription', value ->> 'event', \
+                 value ->> 'attempt', value ->> 'code', value ->> 'latency', value ->> 'error', \
+                 value ->> 'at', value ->> 'due' \
+             FROM json_each(?)",
+        )
+        .bind(serde_json::Value::from(logged).to_string())
+        .execute(&mut *tx)
+        .await?;
+        for record in attempts {
+            if let NextStep::DeadLetter(letter) = &record.next
+                && recorded.contains(&record.job.id)
+            {
                 insert_dead_letter(&mut tx, letter).await?;
             }
-            recorded.push(record.job.id.clone());
         }
         tx.commit().await?;
-        Ok(recorded)
+        Ok(attempts
+            .iter()
+            .filter(|record| recorded.contains(&record.job.id))
+            .map(|record| record.job.id.clone())
+            .collect())
     }
 
     async fn attempts(
