@@ -314,8 +314,7 @@ impl DeliveryStore for PgStore {
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
         bounded(async {
             let columns = AttemptColumns::of(attempts);
-            let mut tx = self.pool().begin().await?;
-            let moved: Vec<(String,)> = sqlx::query_as(RECORD_ATTEMPTS)
+            let statement = sqlx::query_as::<_, (String,)>(RECORD_ATTEMPTS)
                 .persistent(false)
                 .bind(&columns.delivery_id)
                 .bind(&columns.subscription_id)
@@ -327,9 +326,15 @@ impl DeliveryStore for PgStore {
                 .bind(&columns.attempted_at)
                 .bind(&columns.next_attempt_at)
                 .bind(&columns.status)
-                .bind(&columns.previous_attempts)
-                .fetch_all(&mut *tx)
-                .await?;
+                .bind(&columns.previous_attempts);
+            // One statement is atomic by itself; dead letters need a transaction around both.
+            let dead = |record: &AttemptRecord| matches!(record.next, NextStep::DeadLetter(_));
+            if !attempts.iter().any(dead) {
+                let moved = statement.fetch_all(self.pool()).await?;
+                return Ok(moved.into_iter().map(|(id,)| id).collect());
+            }
+            let mut tx = self.pool().begin().await?;
+            let moved = statement.fetch_all(&mut *tx).await?;
             let recorded: Vec<String> = moved.into_iter().map(|(id,)| id).collect();
             for record in attempts {
                 if let NextStep::DeadLetter(letter) = &record.next

@@ -54,6 +54,31 @@ async fn insert_dead_letter(
     Ok(())
 }
 
+/// Inserts the jobs of one chunk whose (event, subscription) pair has none; returns their ids.
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    jobs: &[NewDelivery],
+) -> Result<Vec<String>, StoreError> {
+    let now = Utc::now().timestamp_micros();
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
+         next_attempt_us, created_us, updated_us) ",
+    );
+    insert.push_values(jobs, |mut row, job| {
+        row.push_bind(&job.id)
+            .push_bind(&job.event_id)
+            .push_bind(&job.subscription_id)
+            .push_bind(PENDING)
+            .push_bind(0)
+            .push_bind(job.due.timestamp_micros())
+            .push_bind(now)
+            .push_bind(now);
+    });
+    insert.push(" ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id");
+    let ids: Vec<(String,)> = insert.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
 /// One attempt as a JSON object, for the batch statements of `record_attempts`.
 fn attempt_row(record: &AttemptRecord) -> serde_json::Value {
     let (status, due) = next_state(&record.next);
@@ -160,27 +185,15 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
-        let now = Utc::now().timestamp_micros();
+        // One statement commits on its own; more chunks share a transaction.
+        if jobs.len() <= INSERT_CHUNK {
+            let mut conn = self.db().writer.acquire().await?;
+            return insert_jobs(&mut conn, jobs).await;
+        }
         let mut created = Vec::with_capacity(jobs.len());
         let mut tx = self.db().writer.begin().await?;
         for chunk in jobs.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
-                 next_attempt_us, created_us, updated_us) ",
-            );
-            insert.push_values(chunk, |mut row, job| {
-                row.push_bind(&job.id)
-                    .push_bind(&job.event_id)
-                    .push_bind(&job.subscription_id)
-                    .push_bind(PENDING)
-                    .push_bind(0)
-                    .push_bind(job.due.timestamp_micros())
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            insert.push(" ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id");
-            let ids: Vec<(String,)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-            created.extend(ids.into_iter().map(|(id,)| id));
+            created.extend(insert_jobs(&mut tx, chunk).await?);
         }
         tx.commit().await?;
         Ok(created)
