@@ -56,6 +56,51 @@ async fn delivery_log(server: &TestServer, subscription_id: &str) -> Vec<Value> 
 const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
+async fn a_producer_hanging_up_mid_request_leaves_no_stored_event_undelivered() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    subscribe(&server, &receiver.url, &["*"]).await;
+    let ids: Vec<String> = (0..20).map(|n| format!("hangup-{n}")).collect();
+    for id in &ids {
+        let body = json!({"id": id, "type": "hangup.test", "source": "tests", "data": {}});
+        let body = body.to_string();
+        let address = server.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // Hang up without waiting for the answer.
+        drop(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut stored = Vec::new();
+    for id in &ids {
+        if server
+            .call("GET", &format!("/api/v1/events/{id}"), None)
+            .await
+            .0
+            == 200
+        {
+            stored.push(id.clone());
+        }
+    }
+    assert!(!stored.is_empty(), "no event was stored");
+    assert!(eventually(WAIT, || async { receiver.count() >= stored.len() }).await);
+    let mut delivered: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    delivered.sort();
+    stored.sort();
+    assert_eq!(delivered, stored, "every stored event delivered, once");
+}
+
+#[tokio::test]
 async fn subscriptions_are_managed_and_their_secret_never_shown() {
     let server = TestServer::start().await;
     let created = subscribe(&server, "http://127.0.0.1:9/hook", &["order.*"]).await;

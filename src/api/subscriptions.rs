@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -19,6 +19,11 @@ use crate::delivery::{
     DeliveryAttempt, GuardError, SigningSecret, StoredSubscription, Subscription,
     validate_patterns, vet_webhook_url,
 };
+
+/// Now, to the microsecond the store keeps.
+fn now_in_micros() -> chrono::DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// Longest subscription name.
 const MAX_NAME: usize = 200;
@@ -116,7 +121,7 @@ pub async fn create_subscription(
     let new: NewSubscription = decode(&body)?;
     let generated = new.secret.is_none().then(SigningSecret::generate);
     let secret = new.secret.or_else(|| generated.clone()).unwrap_or_default();
-    let now = Utc::now();
+    let now = now_in_micros();
     let stored = StoredSubscription {
         subscription: Subscription {
             id: uuid::Uuid::now_v7().to_string(),
@@ -224,7 +229,7 @@ pub async fn update_subscription(
             subscription.disabled_reason = None;
         }
     }
-    subscription.updated_at = Utc::now();
+    subscription.updated_at = now_in_micros();
     if let Some(secret) = changes.secret {
         stored.secret = secret;
     }
