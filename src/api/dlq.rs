@@ -60,6 +60,7 @@ pub struct Requeued {
     responses(
         (status = 200, description = "A page of dead letters", body = DeadLetterList),
         (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_dead_letters(
@@ -84,6 +85,7 @@ pub async fn list_dead_letters(
     responses(
         (status = 200, description = "The dead letter", body = DeadLetter),
         (status = 404, description = "No such dead letter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_dead_letter(
@@ -182,6 +184,7 @@ pub async fn retry_dead_letters(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such dead letter", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_dead_letter(

@@ -161,7 +161,10 @@ pub async fn create_subscription(
 /// Lists every subscription (never their secrets).
 #[utoipa::path(
     get, path = "/api/v1/subscriptions", tag = "subscriptions",
-    responses((status = 200, description = "Every subscription", body = SubscriptionList))
+    responses(
+        (status = 200, description = "Every subscription", body = SubscriptionList),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 pub async fn list_subscriptions(
     State(ctx): State<Arc<ApiContext>>,
@@ -183,6 +186,7 @@ pub async fn list_subscriptions(
     responses(
         (status = 200, description = "The subscription", body = Subscription),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_subscription(
@@ -203,6 +207,7 @@ pub async fn get_subscription(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update_subscription(
@@ -248,6 +253,7 @@ pub async fn update_subscription(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_subscription(
@@ -270,6 +276,7 @@ pub async fn delete_subscription(
         (status = 200, description = "A page of attempts, newest first", body = DeliveryLog),
         (status = 400, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_deliveries(
