@@ -20,6 +20,7 @@ use crate::events::StreamRouter;
 use crate::observability::metrics;
 use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::{BreakerConfig, RetryConfig};
+use crate::retention::Retention;
 use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
@@ -314,6 +315,17 @@ pub async fn start(
             .await
     });
 
+    // Workers keep storage bounded (every worker may; the batches do not conflict).
+    let retention = config.retention.filter(|_| role.worker).map(|keep| {
+        Retention {
+            store: backends.store.clone(),
+            deliveries: backends.deliveries.clone(),
+            broker: backends.broker.clone(),
+            streams: router.all_streams(),
+            keep,
+        }
+        .spawn(shutdown.clone())
+    });
     let worker = if role.worker {
         let started = start_worker(config, &backends, directory, handlers, &router, &shutdown);
         // Without its worker the process must not run on: stop the server just started.
@@ -342,6 +354,9 @@ pub async fn start(
                 }));
             }
             dispatcher.finished().await;
+        }
+        if let Some(retention) = retention {
+            retention.await.ok();
         }
         backends.close().await;
         tracing::info!("EventFlow stopped");

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `worker start`, `db upgrade`.
+//! The command line: `serve`, `worker start`, `db upgrade`, `db prune`.
 
 use clap::{Parser, Subcommand};
 
@@ -46,4 +46,11 @@ pub enum WorkerAction {
 pub enum DbAction {
     /// Create or migrate the schema to the latest version (idempotent).
     Upgrade,
+    /// Delete what is older than RETENTION_DAYS now: events, finished deliveries, dead letters,
+    /// stream entries (workers also do it every ten minutes).
+    Prune {
+        /// Only count the events that would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -137,6 +137,11 @@ pub const SETTINGS: &[Setting] = &[
         description: "Approximate cap on each Redis stream's length (XADD MAXLEN ~); the store keeps every event",
     },
     Setting {
+        name: "RETENTION_DAYS",
+        default: "30",
+        description: "Days events are kept after they are stored (with their deliveries, dead letters and stream entries); 0 keeps everything",
+    },
+    Setting {
         name: "WEBHOOK_TIMEOUT_MS",
         default: "10000",
         description: "Connect and total timeout of one webhook request",
@@ -239,6 +244,8 @@ pub struct Config {
     pub claim_idle: Duration,
     /// Approximate cap on each Redis stream's length.
     pub stream_max_len: usize,
+    /// How long events are kept; `None` keeps everything.
+    pub retention: Option<Duration>,
     /// Connect and total timeout of a webhook request.
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may lead to non-public addresses.
@@ -384,6 +391,14 @@ impl Config {
                     v.parse()
                         .ok()
                         .filter(|n| (1000..=1_000_000_000).contains(n))
+                },
+            )?,
+            retention: vars.parse(
+                "RETENTION_DAYS",
+                "a whole number of days from 0 to 36500",
+                |v| {
+                    let days: u64 = v.parse().ok().filter(|d| *d <= 36_500)?;
+                    Some((days > 0).then(|| Duration::from_secs(days * 86_400)))
                 },
             )?,
             webhook_timeout: vars.parse(

@@ -15,6 +15,7 @@ pub mod events;
 pub mod observability;
 pub mod producer;
 pub mod reliability;
+pub mod retention;
 pub mod sqlite;
 pub mod store;
 pub mod worker;

@@ -3,10 +3,13 @@
 mod cli;
 
 use anyhow::Context;
+use chrono::SecondsFormat;
 use clap::Parser;
 use eventflow::app::{self, Backends, Role};
 use eventflow::config::{Config, redact_url};
+use eventflow::events::StreamRouter;
 use eventflow::observability::logging;
+use eventflow::retention::Retention;
 
 use cli::{Cli, Command, DbAction, WorkerAction};
 
@@ -53,6 +56,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::Db {
+            action: DbAction::Prune { dry_run },
+        } => return prune(&config, dry_run).await,
     };
     let running = app::start(&config, role, Vec::new()).await?;
     let shutdown = running.shutdown_token();
@@ -65,6 +71,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         .wait()
         .await
         .context("EventFlow stopped with an error")
+}
+
+/// `db prune`: deletes (or with `dry_run` counts) what RETENTION_DAYS no longer keeps.
+async fn prune(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    let Some(keep) = config.retention else {
+        println!("RETENTION_DAYS=0: everything is kept; nothing to prune");
+        return Ok(());
+    };
+    let backends = Backends::open(config).await?;
+    let result = async {
+        backends.upgrade_schema().await?;
+        let retention = Retention {
+            store: backends.store.clone(),
+            deliveries: backends.deliveries.clone(),
+            broker: backends.broker.clone(),
+            streams: StreamRouter::new(config.default_stream.clone()).all_streams(),
+            keep,
+        };
+        let cutoff = retention
+            .cutoff()
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        if dry_run {
+            let events = retention.count().await?;
+            println!("{events} events from before {cutoff} would be deleted (dry run)");
+        } else {
+            let report = retention.prune().await?;
+            println!(
+                "deleted {} events, {} delivery records and {} stream entries from before {cutoff}",
+                report.events, report.delivery_records, report.stream_entries
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    backends.close().await;
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

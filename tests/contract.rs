@@ -879,6 +879,29 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
             "{name}"
         );
 
+        // Retention takes the log but never a pending job.
+        assert_eq!(
+            store.prune_deliveries(at(10_000), 1000).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert!(
+            store
+                .attempts(sub, None, 10)
+                .await
+                .unwrap()
+                .attempts
+                .is_empty(),
+            "{name}"
+        );
+        let pending = store.claim_due(Utc::now(), at(600), 10).await.unwrap();
+        assert_eq!(pending.len(), 0, "{name}: both are leased, not deleted");
+        assert_eq!(
+            store.claim_due(at(501), at(600), 10).await.unwrap().len(),
+            2,
+            "{name}"
+        );
+
         // Deleting the subscription takes its jobs and log along.
         assert!(store.delete_subscription(sub).await.unwrap(), "{name}");
         assert!(
@@ -957,5 +980,90 @@ async fn delivery_store_lists_filters_and_deletes_dead_letters() {
             "{name}"
         );
         assert_eq!(store.dead_letter_count().await.unwrap(), 2, "{name}");
+        assert_eq!(
+            store.prune_deliveries(at(5), 1000).await.unwrap(),
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            store.prune_deliveries(at(6), 1000).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(store.dead_letter_count().await.unwrap(), 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn store_prunes_the_oldest_events_in_batches() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let name = &backend.name;
+        // Retention goes by when events were stored, not by their own time.
+        let imported = event("order.created", "shop", "imported", 1);
+        let older = vec![event("order.created", "shop", "old-1", 5), imported];
+        store.append(older).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cutoff = Utc::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store
+            .append(vec![event("order.created", "shop", "new-3", 2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.count_events_before(cutoff).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(store.prune_events(cutoff, 1).await.unwrap(), 1, "{name}");
+        assert_eq!(store.prune_events(cutoff, 10).await.unwrap(), 1, "{name}");
+        assert_eq!(store.prune_events(cutoff, 10).await.unwrap(), 0, "{name}");
+        assert!(store.get("new-3").await.unwrap().is_some(), "{name}");
+        assert_eq!(
+            store.count_events_before(cutoff).await.unwrap(),
+            0,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn broker_trims_what_retention_no_longer_needs() {
+    for backend in backends().await {
+        let broker = &backend.broker;
+        let name = &backend.name;
+        let stream = backend.stream("events:trim");
+        broker.ensure_group(&stream, "g").await.unwrap();
+        let entries = [
+            message(&stream, "a"),
+            message(&stream, "b"),
+            message(&stream, "c"),
+        ];
+        broker.publish(&entries).await.unwrap();
+        let read = broker
+            .read_group("g", "c1", std::slice::from_ref(&stream), 2, Duration::ZERO)
+            .await
+            .unwrap();
+        broker
+            .ack("g", &stream, &[read[0].entry_id.clone()])
+            .await
+            .unwrap();
+        let past = Utc::now() - chrono::Duration::hours(1);
+        let future = Utc::now() + chrono::Duration::minutes(1);
+        if name.ends_with("redis") {
+            // By time: the entries added before the cutoff.
+            assert_eq!(broker.trim(&stream, past, 1000).await.unwrap(), 0, "{name}");
+            assert_eq!(
+                broker.trim(&stream, future, 1000).await.unwrap(),
+                3,
+                "{name}"
+            );
+        } else {
+            // The entries whose events are no longer in the store (none was stored here),
+            // except the one still pending.
+            let trimmed = broker.trim(&stream, future, 1000).await.unwrap();
+            assert_eq!(trimmed, 2, "{name}");
+            assert_eq!(broker.stream_len(&stream).await.unwrap(), 1, "{name}");
+        }
     }
 }

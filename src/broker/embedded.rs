@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -391,6 +392,32 @@ impl Broker for EmbeddedBroker {
             )
             .await?;
         Ok(holding == 0)
+    }
+
+    async fn trim(
+        &self,
+        stream: &str,
+        _cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, BrokerError> {
+        // The stream shares the file with the store, which retention prunes first, oldest
+        // first: an entry whose event sequence lies below every stored event's belongs to a
+        // pruned event. Only the oldest `limit` entries are looked at, so that the statement
+        // never scans the stream; entries still pending stay until they are acknowledged.
+        let trimmed = sqlx::query(
+            "DELETE FROM stream_entries WHERE id IN ( \
+                 SELECT id FROM ( \
+                     SELECT id, sequence FROM stream_entries WHERE stream = ?1 ORDER BY id LIMIT ?2 \
+                 ) AS oldest \
+                 WHERE sequence < (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM events) \
+                 AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE entry_id = oldest.id))",
+        )
+        .bind(stream)
+        .bind(i64::from(limit))
+        .execute(&self.db.writer)
+        .await
+        .map_err(backend)?;
+        Ok(trimmed.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {

@@ -7,6 +7,7 @@ mod redis_streams;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::events::Event;
 
@@ -142,6 +143,17 @@ pub trait Broker: Send + Sync + 'static {
         consumer: &str,
         stream: &str,
     ) -> Result<bool, BrokerError>;
+
+    /// Removes entries of `stream` that retention no longer keeps: Redis drops the entries added
+    /// before `cutoff` (XTRIM MINID); the embedded broker, whose entries mirror the store in the
+    /// same file, drops up to `limit` of the oldest entries whose events were pruned (and that
+    /// are not pending). Returns how many went.
+    async fn trim(
+        &self,
+        stream: &str,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, BrokerError>;
 
     /// Checks that the broker answers.
     async fn ping(&self) -> Result<(), BrokerError>;

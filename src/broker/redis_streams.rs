@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply,
@@ -384,6 +385,22 @@ impl Broker for RedisBroker {
 
     async fn pending(&self, group: &str, stream: &str) -> Result<u64, BrokerError> {
         Ok(group_info(&self.commands, group, stream).await?.pending as u64)
+    }
+
+    async fn trim(
+        &self,
+        stream: &str,
+        cutoff: DateTime<Utc>,
+        _limit: u32,
+    ) -> Result<u64, BrokerError> {
+        // Entry ids start with the time they were added, in milliseconds.
+        redis::cmd("XTRIM")
+            .arg(stream)
+            .arg("MINID")
+            .arg(cutoff.timestamp_millis().max(0))
+            .query_async(&mut self.commands.clone())
+            .await
+            .map_err(|err| broker_error(err, stream, ""))
     }
 
     async fn leave_group(

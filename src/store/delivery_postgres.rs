@@ -53,6 +53,17 @@ SELECT delivery_id, subscription_id, event_id, attempt, status_code, latency_us,
 FROM attempt JOIN moved ON moved.id = attempt.delivery_id
 RETURNING delivery_id";
 
+/// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
+/// dead letters from before the cutoff.
+const PRUNE_DELIVERIES: [&str; 3] = [
+    "DELETE FROM deliveries WHERE id IN ( \
+         SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < $1 LIMIT $2)",
+    "DELETE FROM delivery_attempts WHERE seq IN ( \
+         SELECT seq FROM delivery_attempts WHERE attempted_at < $1 ORDER BY seq LIMIT $2)",
+    "DELETE FROM dead_letters WHERE seq IN ( \
+         SELECT seq FROM dead_letters WHERE failed_at < $1 ORDER BY seq LIMIT $2)",
+];
+
 async fn insert_dead_letter(
     conn: &mut PgConnection,
     letter: &DeadLetter,
@@ -451,6 +462,25 @@ impl DeliveryStore for PgStore {
                 .fetch_one(self.pool())
                 .await?;
             Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        bounded(async {
+            let mut pruned = 0;
+            let mut tx = self.pool().begin().await?;
+            for statement in PRUNE_DELIVERIES {
+                pruned += sqlx::query(statement)
+                    .persistent(false)
+                    .bind(cutoff)
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(pruned)
         })
         .await
     }

@@ -16,6 +16,17 @@ use crate::delivery::{
     DeliveryStore, NewDelivery, NextStep, StoredSubscription,
 };
 
+/// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
+/// dead letters from before the cutoff.
+const PRUNE_DELIVERIES: [&str; 3] = [
+    "DELETE FROM deliveries WHERE id IN ( \
+         SELECT id FROM deliveries WHERE status != 'pending' AND updated_us < ?1 LIMIT ?2)",
+    "DELETE FROM delivery_attempts WHERE seq IN ( \
+         SELECT seq FROM delivery_attempts WHERE attempted_us < ?1 ORDER BY seq LIMIT ?2)",
+    "DELETE FROM dead_letters WHERE seq IN ( \
+         SELECT seq FROM dead_letters WHERE failed_us < ?1 ORDER BY seq LIMIT ?2)",
+];
+
 /// Jobs per INSERT statement: well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 1000;
 
@@ -372,5 +383,20 @@ impl DeliveryStore for SqliteStore {
             .fetch_one(&self.db().reader)
             .await?;
         Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        let mut tx = self.db().writer.begin().await?;
+        for statement in PRUNE_DELIVERIES {
+            pruned += sqlx::query(statement)
+                .bind(cutoff.timestamp_micros())
+                .bind(i64::from(limit))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(pruned)
     }
 }

@@ -12,6 +12,7 @@ mod sqlite;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::events::Event;
 
@@ -149,6 +150,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Records that `group` has processed `event_ids`.
     async fn record_processed(&self, group: &str, event_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` of the oldest events stored before `cutoff`, with their outbox rows,
+    /// and the processed-event records made before `cutoff`; returns how many events went.
+    async fn prune_events(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+
+    /// How many events were stored before `cutoff`.
+    async fn count_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

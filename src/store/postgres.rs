@@ -333,6 +333,54 @@ impl EventStore for PgStore {
         .await
     }
 
+    async fn prune_events(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        bounded(async {
+            let mut tx = self.pool.begin().await?;
+            let pruned: Vec<(i64,)> = sqlx::query_as(
+                "DELETE FROM events WHERE seq IN ( \
+                     SELECT seq FROM events WHERE stored_at < $1 ORDER BY stored_at LIMIT $2 \
+                 ) RETURNING seq",
+            )
+            .persistent(false)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            let sequences: Vec<i64> = pruned.into_iter().map(|(seq,)| seq).collect();
+            sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
+                .persistent(false)
+                .bind(&sequences)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM processed_events WHERE ctid IN ( \
+                     SELECT ctid FROM processed_events WHERE processed_at < $1 LIMIT $2 \
+                 )",
+            )
+            .persistent(false)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(sequences.len() as u64)
+        })
+        .await
+    }
+
+    async fn count_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        bounded(async {
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM events WHERE stored_at < $1")
+                    .persistent(false)
+                    .bind(cutoff)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         bounded(async {
             // A table, not just `SELECT 1`: not ready until the schema is there.

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
@@ -57,9 +58,10 @@ fn insert_statement<'a>(
     published: bool,
 ) -> QueryBuilder<'a, Sqlite> {
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, partition_key, body, published) \
+        "INSERT INTO events (id, source, type, subject, stream, time_us, correlation_id, partition_key, body, published, stored_us) \
          SELECT * FROM (",
     );
+    let stored_us = chrono::Utc::now().timestamp_micros();
     insert.push_values(events.iter().zip(bodies), |mut row, (event, body)| {
         row.push_bind(event.id())
             .push_bind(&event.envelope.source)
@@ -70,7 +72,8 @@ fn insert_statement<'a>(
             .push_bind(&event.metadata.correlation_id)
             .push_bind(&event.metadata.partition_key)
             .push_bind(body)
-            .push_bind(published);
+            .push_bind(published)
+            .push_bind(stored_us);
     });
     insert.push(") AS new WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = new.column1)");
     insert
@@ -291,6 +294,40 @@ impl EventStore for SqliteStore {
         .execute(&self.db.writer)
         .await?;
         Ok(())
+    }
+
+    async fn prune_events(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        let cutoff = cutoff.timestamp_micros();
+        let mut tx = self.db.writer.begin().await?;
+        let events = sqlx::query(
+            "DELETE FROM events WHERE seq IN ( \
+                 SELECT seq FROM events WHERE stored_us < ? ORDER BY stored_us LIMIT ? \
+             )",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM processed_events WHERE (consumer_group, event_id) IN ( \
+                 SELECT consumer_group, event_id FROM processed_events WHERE processed_us < ? LIMIT ? \
+             )",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn count_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE stored_us < ?")
+            .bind(cutoff.timestamp_micros())
+            .fetch_one(&self.db.reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -154,6 +154,11 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// The configuration the next [`TestServer::restart`] uses.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
     /// Sends `method` to `path` with an optional JSON body; returns status and JSON body
     /// (`null` when there is none).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
