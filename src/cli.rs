@@ -1,6 +1,7 @@
-//! The command line: `serve`, `worker start`, `db upgrade`, `db prune`.
+//! The command line: `serve`, `worker start`, `db upgrade|prune`, and the operator commands
+//! `events` and `dlq` against a running EventFlow.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// EventFlow: durable event ingest, streaming and processing.
 #[derive(Debug, Parser)]
@@ -31,6 +32,101 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: DbAction,
+    },
+    /// Stored events, read from a running EventFlow.
+    Events {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+    /// The dead-letter queue of a running EventFlow.
+    Dlq {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+/// Options of the commands that talk to a running EventFlow.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The EventFlow API (default: http://API_HOST:API_PORT, 127.0.0.1 when API_HOST is 0.0.0.0).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `eventflow events …`
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// One event, by id.
+    Get {
+        /// The event id.
+        id: String,
+    },
+    /// Events, newest first, with the API's filters.
+    List {
+        /// Exact type, or a prefix such as `order.*`.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// Exact source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Stream, such as `events:user`.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Exact correlation id.
+        #[arg(long)]
+        correlation_id: Option<String>,
+        /// Page size (1 to 1000, default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after a previous page (its `more: --cursor` hint).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+/// `eventflow dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Dead letters, oldest first.
+    List {
+        /// Only `webhook` deliveries or `handler` failures.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only deliveries to this subscription.
+        #[arg(long)]
+        subscription: Option<String>,
+        /// Page size (1 to 1000, default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after a previous page (its `more: --cursor` hint).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One dead letter, whole.
+    Show {
+        /// The dead letter's id.
+        id: String,
+    },
+    /// Put a dead letter back into processing.
+    Retry {
+        /// The dead letter's id.
+        id: String,
+    },
+    /// Drop a dead letter for good.
+    Delete {
+        /// The dead letter's id.
+        id: String,
     },
 }
 

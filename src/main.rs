@@ -1,6 +1,7 @@
 //! The `eventflow` binary: parse the command line and configuration, run, exit cleanly.
 
 mod cli;
+mod remote;
 
 use anyhow::Context;
 use chrono::SecondsFormat;
@@ -11,7 +12,7 @@ use eventflow::events::StreamRouter;
 use eventflow::observability::logging;
 use eventflow::retention::Retention;
 
-use cli::{Cli, Command, DbAction, WorkerAction};
+use cli::{Cli, Command, DbAction, RemoteArgs, WorkerAction};
 
 #[tokio::main]
 async fn main() {
@@ -23,7 +24,6 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    logging::init(&config.log_level, config.log_format);
     if let Err(err) = run(cli.command, config).await {
         tracing::error!(error = format!("{err:#}"), "eventflow failed");
         eprintln!("eventflow: {err:#}");
@@ -32,6 +32,10 @@ async fn main() {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    // Operator commands print their answer and do not log.
+    if !matches!(command, Command::Events { .. } | Command::Dlq { .. }) {
+        logging::init(&config.log_level, config.log_format);
+    }
     let role = match command {
         Command::Serve { no_worker } => Role {
             api: true,
@@ -59,6 +63,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Db {
             action: DbAction::Prune { dry_run },
         } => return prune(&config, dry_run).await,
+        Command::Events { remote, action } => {
+            return remote::events(&client(&remote, &config)?, action).await;
+        }
+        Command::Dlq { remote, action } => {
+            return remote::dlq(&client(&remote, &config)?, action).await;
+        }
     };
     let running = app::start(&config, role, Vec::new()).await?;
     let shutdown = running.shutdown_token();
@@ -71,6 +81,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         .wait()
         .await
         .context("EventFlow stopped with an error")
+}
+
+/// The client of the API named by `--url`, or by API_HOST and API_PORT.
+fn client(args: &RemoteArgs, config: &Config) -> anyhow::Result<remote::Remote> {
+    let url = args.url.clone().unwrap_or_else(|| {
+        let host = match config.api_host {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}", config.api_port)
+    });
+    remote::Remote::new(&url, args.json)
 }
 
 /// `db prune`: deletes (or with `dry_run` counts) what RETENTION_DAYS no longer keeps.

@@ -1,0 +1,145 @@
+//! The operator commands against a running EventFlow: `events get|list` and `dlq
+//! list|show|retry|delete`, as tables and as JSON, with one-line errors and a non-zero exit.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::receiver::{Mode, Receiver};
+use common::{TestServer, eventually, user_created};
+use serde_json::{Value, json};
+
+/// Runs `eventflow ARGS --url SERVER` (without blocking the runtime that serves the server).
+async fn eventflow(server: &TestServer, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_eventflow"))
+        .args(args)
+        .args(["--url", &server.base])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn events_are_listed_as_a_table_or_json_and_fetched_by_id() {
+    let server = TestServer::start().await;
+    for user in ["usr_1", "usr_2", "usr_3"] {
+        server
+            .post_json("/api/v1/events", &user_created(user))
+            .await;
+    }
+    let table = stdout(&eventflow(&server, &["events", "list", "--limit", "2"]).await);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("SEQ") && lines[0].contains("TYPE"),
+        "{table}"
+    );
+    assert_eq!(
+        lines.len(),
+        4,
+        "header, two rows, the next-page hint: {table}"
+    );
+    assert!(lines[1].contains("user.created"), "{table}");
+    assert!(lines[3].starts_with("more: --cursor "), "{table}");
+
+    let json: Value = serde_json::from_str(&stdout(
+        &eventflow(
+            &server,
+            &["events", "list", "--json", "--event-type", "user.*"],
+        )
+        .await,
+    ))
+    .unwrap();
+    let events = json["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    let id = events[0]["id"].as_str().unwrap();
+    let one: Value =
+        serde_json::from_str(&stdout(&eventflow(&server, &["events", "get", id]).await)).unwrap();
+    assert_eq!(one["id"], id);
+
+    let missing = eventflow(&server, &["events", "get", "no-such-event"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8(missing.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_shown_retried_and_deleted() {
+    let server = TestServer::start_with(&[("MAX_RETRIES", "0")], Vec::new()).await;
+    let receiver = Receiver::start(Mode::Fail(500)).await;
+    let body = json!({"name": "n", "event_types": ["*"], "webhook_url": receiver.url});
+    server
+        .call("POST", "/api/v1/subscriptions", Some(&body))
+        .await;
+    for _ in 0..2 {
+        server
+            .post_json("/api/v1/events", &user_created("usr_9"))
+            .await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            server.call("GET", "/api/v1/dlq", None).await.1["dead_letters"]
+                .as_array()
+                .is_some_and(|letters| letters.len() == 2)
+        })
+        .await
+    );
+    let table = stdout(&eventflow(&server, &["dlq", "list"]).await);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains("webhook") && table.contains("500"),
+        "{table}"
+    );
+    let listed: Value = serde_json::from_str(&stdout(
+        &eventflow(&server, &["dlq", "list", "--json"]).await,
+    ))
+    .unwrap();
+    let ids: Vec<&str> = listed["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    let shown = stdout(&eventflow(&server, &["dlq", "show", ids[0]]).await);
+    assert!(shown.contains("\"status_code\": 500"), "{shown}");
+
+    receiver.set(Mode::Accept);
+    let retried = stdout(&eventflow(&server, &["dlq", "retry", ids[0]]).await);
+    assert!(retried.contains("back in processing"), "{retried}");
+    assert!(eventually(Duration::from_secs(10), || async { receiver.count() == 3 }).await);
+    let deleted = stdout(&eventflow(&server, &["dlq", "delete", ids[1]]).await);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert_eq!(
+        stdout(&eventflow(&server, &["dlq", "list"]).await),
+        "(none)\n"
+    );
+    let again = eventflow(&server, &["dlq", "delete", ids[1]]).await;
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_eventflow"))
+        .args(["dlq", "list", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot reach EventFlow at http://127.0.0.1:9/"),
+        "{stderr}"
+    );
+}
