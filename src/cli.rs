@@ -1,5 +1,5 @@
 //! The command line: `serve`, `worker start`, `db upgrade|prune`, and the operator commands
-//! `events` and `dlq` against a running EventFlow.
+//! `demo`, `events` and `dlq` against a running EventFlow.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -41,6 +41,21 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: EventsAction,
+    },
+    /// Send realistic demo events of all 15 known types to a running EventFlow.
+    Demo {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// How many events.
+        #[arg(long, default_value_t = 500)]
+        count: usize,
+        /// Events per second, one per request (default: as fast as batches of 100 go).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Seed of the story (the same seed sends the same users and events).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// The dead-letter queue of a running EventFlow.
     Dlq {

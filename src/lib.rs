@@ -11,6 +11,7 @@ pub mod app;
 pub mod broker;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod events;
 pub mod observability;
 pub mod producer;

@@ -33,7 +33,10 @@ async fn main() {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     // Operator commands print their answer and do not log.
-    if !matches!(command, Command::Events { .. } | Command::Dlq { .. }) {
+    if !matches!(
+        command,
+        Command::Events { .. } | Command::Dlq { .. } | Command::Demo { .. }
+    ) {
         logging::init(&config.log_level, config.log_format);
     }
     let role = match command {
@@ -68,6 +71,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq { remote, action } => {
             return remote::dlq(&client(&remote, &config)?, action).await;
+        }
+        Command::Demo {
+            remote,
+            count,
+            rate,
+            seed,
+        } => {
+            let events = eventflow::demo::events(count, seed);
+            return remote::demo(&client(&remote, &config)?, events, rate).await;
         }
     };
     let running = app::start(&config, role, Vec::new()).await?;

@@ -30,12 +30,13 @@ impl Remote {
         })
     }
 
-    /// Sends a request; returns the JSON answer (`null` when empty), or the problem as an error.
+    /// Sends a request (with a JSON body, if any); returns the JSON answer (`null` when empty), or the problem as an error.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(&str, Option<String>)],
+        body: Option<&Value>,
     ) -> anyhow::Result<Value> {
         let mut url = self.base.join(path)?;
         for (name, value) in query {
@@ -43,10 +44,14 @@ impl Remote {
                 url.query_pairs_mut().append_pair(name, value);
             }
         }
-        let response =
-            self.http.request(method, url).send().await.map_err(|err| {
-                anyhow!("cannot reach EventFlow at {}: {}", self.base, root(&err))
-            })?;
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| anyhow!("cannot reach EventFlow at {}: {}", self.base, root(&err)))?;
         let status = response.status();
         let text = response.text().await?;
         let body: Value = if text.is_empty() {
@@ -94,6 +99,7 @@ pub async fn events(remote: &Remote, action: EventsAction) -> anyhow::Result<()>
                     reqwest::Method::GET,
                     &format!("api/v1/events/{}", segment(&id)),
                     &[],
+                    None,
                 )
                 .await?;
             remote.print(&event, |e| {
@@ -117,7 +123,7 @@ pub async fn events(remote: &Remote, action: EventsAction) -> anyhow::Result<()>
                 ("cursor", cursor),
             ];
             let page = remote
-                .call(reqwest::Method::GET, "api/v1/events", &query)
+                .call(reqwest::Method::GET, "api/v1/events", &query, None)
                 .await?;
             remote.print(&page, |page| {
                 let rows = items(&page["events"], |e| {
@@ -152,7 +158,7 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
                 ("cursor", cursor),
             ];
             let page = remote
-                .call(reqwest::Method::GET, "api/v1/dlq", &query)
+                .call(reqwest::Method::GET, "api/v1/dlq", &query, None)
                 .await?;
             remote.print(&page, |page| {
                 let rows = items(&page["dead_letters"], |letter| {
@@ -177,6 +183,7 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
                     reqwest::Method::GET,
                     &format!("api/v1/dlq/{}", segment(&id)),
                     &[],
+                    None,
                 )
                 .await?;
             remote.print(&letter, |l| {
@@ -185,19 +192,66 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
         }
         DlqAction::Retry { id } => {
             let path = format!("api/v1/dlq/{}/retry", segment(&id));
-            let done = remote.call(reqwest::Method::POST, &path, &[]).await?;
+            let done = remote.call(reqwest::Method::POST, &path, &[], None).await?;
             remote.print(&done, |_| {
                 format!("dead letter {id} is back in processing\n")
             });
         }
         DlqAction::Delete { id } => {
             let path = format!("api/v1/dlq/{}", segment(&id));
-            remote.call(reqwest::Method::DELETE, &path, &[]).await?;
+            remote
+                .call(reqwest::Method::DELETE, &path, &[], None)
+                .await?;
             remote.print(&serde_json::json!({"deleted": id}), |_| {
                 format!("dead letter {id} deleted\n")
             });
         }
     }
+    Ok(())
+}
+
+/// `eventflow demo`: sends `events` in batches of 100, or one per request at `rate` per second,
+/// with progress on a terminal and a summary at the end.
+pub async fn demo(remote: &Remote, events: Vec<Value>, rate: Option<u32>) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let started = tokio::time::Instant::now();
+    let total = events.len();
+    let show_progress = std::io::stderr().is_terminal() && !remote.json;
+    let (mut sent, mut refused) = (0, 0);
+    let chunk = if rate.is_some() { 1 } else { 100 };
+    let interval = rate.map(|r| std::time::Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+    for (n, batch) in events.chunks(chunk).enumerate() {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(started + interval * n as u32).await;
+        }
+        let (path, body) = match batch {
+            [one] if rate.is_some() => ("api/v1/events", one.clone()),
+            _ => ("api/v1/events/batch", Value::from(batch.to_vec())),
+        };
+        let answer = remote
+            .call(reqwest::Method::POST, path, &[], Some(&body))
+            .await?;
+        refused += answer["rejected"].as_u64().unwrap_or_default();
+        sent += batch.len();
+        if show_progress {
+            eprint!("\rsent {sent}/{total} events");
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if show_progress {
+        eprintln!();
+    }
+    let types: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["type"].as_str()).collect();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = serde_json::json!({"sent": sent, "refused": refused, "types": types.len(),
+                                     "seconds": seconds});
+    remote.print(&summary, |_| {
+        format!(
+            "sent {sent} events of {} types in {seconds:.1}s ({refused} refused)\n",
+            types.len()
+        )
+    });
     Ok(())
 }
 

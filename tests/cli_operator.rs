@@ -143,3 +143,34 @@ fn an_unreachable_server_is_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn demo_sends_coherent_events_of_every_known_type() {
+    let server = TestServer::start().await;
+    let summary: Value = serde_json::from_str(&stdout(
+        &eventflow(&server, &["demo", "--count", "300", "--json"]).await,
+    ))
+    .unwrap();
+    assert_eq!(summary["sent"], 300);
+    assert_eq!(summary["refused"], 0, "every demo event is valid");
+    assert_eq!(summary["types"], 15);
+    let (_, page) = server.call("GET", "/api/v1/events?limit=1000", None).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 300);
+    // Coherent: every payment belongs to an order created before it.
+    let orders: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "order.created")
+        .map(|e| &e["data"]["order_id"])
+        .collect();
+    let payments: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "payment.completed")
+        .map(|e| &e["data"]["order_id"])
+        .collect();
+    assert!(!payments.is_empty());
+    assert!(payments.iter().all(|order| orders.contains(order)));
+
+    let paced = stdout(&eventflow(&server, &["demo", "--count", "20", "--rate", "200"]).await);
+    assert!(paced.starts_with("sent 20 events of "), "{paced}");
+}
