@@ -95,7 +95,7 @@ fn options() -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    eventflow::delivery::install_crypto_provider();
     let client = reqwest::Client::new();
     let tally = Arc::new(Tally::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

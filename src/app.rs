@@ -205,6 +205,17 @@ impl Backends {
         }
     }
 
+    /// The retention policy keeping `keep` of these backends' data, on every stream of events.
+    pub fn retention(&self, keep: Duration, default_stream: &str) -> Retention {
+        Retention {
+            store: self.store.clone(),
+            deliveries: self.deliveries.clone(),
+            broker: self.broker.clone(),
+            streams: StreamRouter::new(default_stream).all_streams(),
+            keep,
+        }
+    }
+
     /// Closes connections.
     pub async fn close(&self) {
         match &self.database {
@@ -317,14 +328,9 @@ pub async fn start(
 
     // Workers keep storage bounded (every worker may; the batches do not conflict).
     let retention = config.retention.filter(|_| role.worker).map(|keep| {
-        Retention {
-            store: backends.store.clone(),
-            deliveries: backends.deliveries.clone(),
-            broker: backends.broker.clone(),
-            streams: router.all_streams(),
-            keep,
-        }
-        .spawn(shutdown.clone())
+        backends
+            .retention(keep, &config.default_stream)
+            .spawn(shutdown.clone())
     });
     let worker = if role.worker {
         let started = start_worker(config, &backends, directory, handlers, &router, &shutdown);

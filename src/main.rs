@@ -8,9 +8,7 @@ use chrono::SecondsFormat;
 use clap::Parser;
 use eventflow::app::{self, Backends, Role};
 use eventflow::config::{Config, redact_url};
-use eventflow::events::StreamRouter;
 use eventflow::observability::logging;
-use eventflow::retention::Retention;
 
 use cli::{Cli, Command, DbAction, RemoteArgs, WorkerAction};
 
@@ -118,13 +116,7 @@ async fn prune(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     let backends = Backends::open(config).await?;
     let result = async {
         backends.upgrade_schema().await?;
-        let retention = Retention {
-            store: backends.store.clone(),
-            deliveries: backends.deliveries.clone(),
-            broker: backends.broker.clone(),
-            streams: StreamRouter::new(config.default_stream.clone()).all_streams(),
-            keep,
-        };
+        let retention = backends.retention(keep, &config.default_stream);
         let cutoff = retention
             .cutoff()
             .to_rfc3339_opts(SecondsFormat::Secs, true);

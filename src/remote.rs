@@ -5,6 +5,9 @@ use anyhow::{Context, anyhow};
 use serde_json::Value;
 use url::Url;
 
+use eventflow::api::path_segment;
+use eventflow::delivery::{innermost_cause, install_crypto_provider};
+
 use crate::cli::{DlqAction, EventsAction};
 
 /// Longest text shown in a table cell.
@@ -21,8 +24,7 @@ impl Remote {
     /// A client of the API at `base` (such as `http://127.0.0.1:8000`).
     pub fn new(base: &str, json: bool) -> anyhow::Result<Self> {
         let base = Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
-        // reqwest is built without a default TLS crypto provider; install ours once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         Ok(Self {
             base,
             http: reqwest::Client::new(),
@@ -48,10 +50,13 @@ impl Remote {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| anyhow!("cannot reach EventFlow at {}: {}", self.base, root(&err)))?;
+        let response = request.send().await.map_err(|err| {
+            anyhow!(
+                "cannot reach EventFlow at {}: {}",
+                self.base,
+                innermost_cause(&err)
+            )
+        })?;
         let status = response.status();
         let text = response.text().await?;
         let body: Value = if text.is_empty() {
@@ -79,17 +84,6 @@ impl Remote {
     }
 }
 
-/// The innermost cause of a failed request, which names what went wrong (refused, timed out…).
-fn root(err: &reqwest::Error) -> String {
-    let mut cause = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
-    cause
-}
-
 /// `eventflow events …`
 pub async fn events(remote: &Remote, action: EventsAction) -> anyhow::Result<()> {
     match action {
@@ -97,7 +91,7 @@ pub async fn events(remote: &Remote, action: EventsAction) -> anyhow::Result<()>
             let event = remote
                 .call(
                     reqwest::Method::GET,
-                    &format!("api/v1/events/{}", segment(&id)),
+                    &format!("api/v1/events/{}", path_segment(&id)),
                     &[],
                     None,
                 )
@@ -181,7 +175,7 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
             let letter = remote
                 .call(
                     reqwest::Method::GET,
-                    &format!("api/v1/dlq/{}", segment(&id)),
+                    &format!("api/v1/dlq/{}", path_segment(&id)),
                     &[],
                     None,
                 )
@@ -191,14 +185,14 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
             });
         }
         DlqAction::Retry { id } => {
-            let path = format!("api/v1/dlq/{}/retry", segment(&id));
+            let path = format!("api/v1/dlq/{}/retry", path_segment(&id));
             let done = remote.call(reqwest::Method::POST, &path, &[], None).await?;
             remote.print(&done, |_| {
                 format!("dead letter {id} is back in processing\n")
             });
         }
         DlqAction::Delete { id } => {
-            let path = format!("api/v1/dlq/{}", segment(&id));
+            let path = format!("api/v1/dlq/{}", path_segment(&id));
             remote
                 .call(reqwest::Method::DELETE, &path, &[], None)
                 .await?;
@@ -253,13 +247,6 @@ pub async fn demo(remote: &Remote, events: Vec<Value>, rate: Option<u32>) -> any
         )
     });
     Ok(())
-}
-
-/// One URL path segment, percent-encoded.
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// The rows of a JSON array.

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiContext;
 use super::correlation::CorrelationId;
 use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use super::{ApiContext, path_segment};
 use crate::events::ingest::{self, IngestContext};
 use crate::events::{Event, InvalidEvent, Violation};
 use crate::store::{AppendOutcome, Cursor, EventQuery, TypeFilter};
@@ -299,19 +299,6 @@ async fn ingest_batch(
 /// Why an event id cannot be used again by another source.
 fn conflict_detail(existing_source: &str) -> String {
     format!("event id is already used by an event from source {existing_source:?}")
-}
-
-/// Percent-encodes `text` for use as one URL path segment (RFC 3986 unreserved stay as they are).
-pub(super) fn path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }
 
 fn not_a_batch() -> ApiError {

@@ -49,6 +49,19 @@ pub struct ApiContext {
     pub allow_private_webhooks: bool,
 }
 
+/// Percent-encodes `text` for use as one URL path segment (RFC 3986 unreserved stay as they are).
+pub fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// The complete router of an API process: API, health, metrics, OpenAPI document and docs page.
 pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router {
     let api = Router::new()

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiContext;
-use super::events::path_segment;
 use super::paging;
 use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use super::{ApiContext, path_segment};
 use crate::delivery::{
     DeliveryAttempt, GuardError, SigningSecret, StoredSubscription, Subscription,
     validate_patterns, vet_webhook_url,

@@ -58,8 +58,7 @@ pub struct WebhookClient {
 impl WebhookClient {
     /// A client with `timeout` for connecting and for the whole request.
     pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, reqwest::Error> {
-        // reqwest is built without a default TLS crypto provider; install ours once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("EventFlow/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
@@ -131,14 +130,27 @@ impl WebhookClient {
     }
 }
 
-/// Why a request got no answer, in a line (reqwest's own message names only the URL).
-fn failure_without_answer(err: &reqwest::Error) -> Failure {
-    let mut cause = String::new();
+/// Installs the TLS crypto provider (*ring*) that every reqwest client of this crate needs:
+/// reqwest is built without a default one. Installing again is a no-op.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The innermost cause of `err`, which names what went wrong (connection refused, timed out…);
+/// reqwest's own message names only the URL.
+pub fn innermost_cause(err: &reqwest::Error) -> String {
+    let mut cause = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
         cause = inner.to_string();
         source = inner.source();
     }
+    cause
+}
+
+/// Why a request got no answer, in a line.
+fn failure_without_answer(err: &reqwest::Error) -> Failure {
+    let cause = innermost_cause(err);
     let error = if err.is_timeout() {
         "timed out".to_string()
     } else if err.is_connect() {

@@ -14,6 +14,7 @@ mod store;
 mod subscription;
 mod url_guard;
 
+pub use client::{innermost_cause, install_crypto_provider};
 pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery};
 pub use directory::SubscriptionDirectory;
 pub use dispatcher::{Dispatcher, DispatcherSettings, DispatcherTasks, PreparedEvent};

@@ -188,7 +188,7 @@ impl TestServer {
 
 /// An HTTP client for tests (reqwest is built without a default TLS crypto provider).
 pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    eventflow::delivery::install_crypto_provider();
     reqwest::Client::new()
 }
 
