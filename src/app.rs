@@ -20,6 +20,7 @@ use crate::events::StreamRouter;
 use crate::observability::metrics;
 use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::{BreakerConfig, RetryConfig};
+use crate::replay::{ReplayRunner, ReplayStore, ReplayTasks};
 use crate::retention::Retention;
 use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
@@ -83,6 +84,8 @@ pub struct Backends {
     pub store: Arc<dyn EventStore>,
     /// Subscriptions, delivery jobs and dead letters, in the same database.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// Replay jobs, in the same database.
+    pub replays: Arc<dyn ReplayStore>,
     /// The broker.
     pub broker: Arc<dyn Broker>,
     database: Database,
@@ -139,12 +142,13 @@ impl Backends {
     /// The backends of one store (events and deliveries in one database) and a broker.
     fn assemble<S, B>(store: S, broker: B, database: Database, database_url: String) -> Self
     where
-        S: EventStore + DeliveryStore + Clone,
+        S: EventStore + DeliveryStore + ReplayStore + Clone,
         B: Broker,
     {
         Self {
             store: Arc::new(store.clone()),
-            deliveries: Arc::new(store),
+            deliveries: Arc::new(store.clone()),
+            replays: Arc::new(store),
             broker: Arc::new(broker),
             database,
             database_url,
@@ -300,6 +304,8 @@ pub async fn start(
             producer,
             store: backends.store.clone(),
             deliveries: backends.deliveries.clone(),
+            replays: backends.replays.clone(),
+            replay_max_window: config.replay_max_window,
             broker: backends.broker.clone(),
             directory: directory.clone(),
             router: router.clone(),
@@ -352,14 +358,15 @@ pub async fn start(
         if let Some(tasks) = producer_tasks {
             tasks.finished().await;
         }
-        if let Some((worker, dispatcher)) = worker {
-            if let Err(source) = worker.await {
+        if let Some(tasks) = worker {
+            if let Err(source) = tasks.worker.await {
                 result = result.and(Err(AppError::Panicked {
                     part: "the worker",
                     source,
                 }));
             }
-            dispatcher.finished().await;
+            tasks.replays.finished().await;
+            tasks.dispatcher.finished().await;
         }
         if let Some(retention) = retention {
             retention.await.ok();
@@ -376,8 +383,18 @@ pub async fn start(
     })
 }
 
-/// Starts the worker with the webhook fan-out ahead of `handlers`, and the dispatcher that
-/// delivers what the fan-out creates.
+/// The tasks of a worker process, to wait for at shutdown.
+struct WorkerTasks {
+    /// Consumes the streams.
+    worker: JoinHandle<()>,
+    /// Sends deliveries.
+    dispatcher: DispatcherTasks,
+    /// Runs replays.
+    replays: ReplayTasks,
+}
+
+/// Starts the worker with the webhook fan-out ahead of `handlers`, the dispatcher that delivers
+/// what the fan-out creates, and the replay runner.
 fn start_worker(
     config: &Config,
     backends: &Backends,
@@ -385,7 +402,7 @@ fn start_worker(
     handlers: Vec<Arc<dyn Handler>>,
     router: &StreamRouter,
     shutdown: &CancellationToken,
-) -> Result<(JoinHandle<()>, DispatcherTasks), AppError> {
+) -> Result<WorkerTasks, AppError> {
     let retry = RetryConfig {
         max_retries: config.max_retries,
         base_delay: config.retry_base_delay,
@@ -410,6 +427,13 @@ fn start_worker(
         shutdown.clone(),
     )
     .map_err(AppError::WebhookClient)?;
+    let replays = ReplayRunner::new(
+        backends.replays.clone(),
+        backends.store.clone(),
+        directory.clone(),
+        config.replay_rate,
+    )
+    .spawn(shutdown.clone());
     let fanout = WebhookFanout::new(directory, backends.deliveries.clone(), dispatcher);
     let mut all_handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(fanout)];
     all_handlers.extend(handlers);
@@ -429,5 +453,9 @@ fn start_worker(
         settings,
     )
     .remembering_processed(backends.store.clone());
-    Ok((tokio::spawn(worker.run(shutdown.clone())), dispatcher_tasks))
+    Ok(WorkerTasks {
+        worker: tokio::spawn(worker.run(shutdown.clone())),
+        dispatcher: dispatcher_tasks,
+        replays,
+    })
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `worker start`, `db upgrade|prune`, and the operator commands
-//! `demo`, `events` and `dlq` against a running EventFlow.
+//! `demo`, `events`, `dlq` and `replay` against a running EventFlow.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -65,6 +65,70 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// Deliver stored events again: queue a replay and follow it until it ends (Ctrl-C stops
+    /// following, not the replay); or list, show and cancel replays.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Replay {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// What to replay.
+        #[command(flatten)]
+        request: ReplayArgs,
+        /// List, show or cancel instead.
+        #[command(subcommand)]
+        action: Option<ReplayAction>,
+    },
+}
+
+/// `eventflow replay --stream S --since T [--until T] …`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The stream to replay, such as `events:user`.
+    #[arg(long, required = true)]
+    pub stream: Option<String>,
+    /// Start of the window: an RFC 3339 time (2024-01-01T00:00:00Z) or a duration ago (90m, 24h, 7d).
+    #[arg(long, required = true)]
+    pub since: Option<String>,
+    /// End of the window, in the same forms, or `now` (the default).
+    #[arg(long, default_value = "now")]
+    pub until: String,
+    /// Only these event types (exact or a prefix such as `order.*`); repeat for more.
+    #[arg(long = "event-type")]
+    pub event_types: Vec<String>,
+    /// Only to this subscription.
+    #[arg(long)]
+    pub subscription: Option<String>,
+    /// Only count what would be replayed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the queued replay and return instead of following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `eventflow replay …`
+#[derive(Debug, Subcommand)]
+pub enum ReplayAction {
+    /// Replays, newest first.
+    List {
+        /// Page size (1 to 1000, default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after a previous page (its `more: --cursor` hint).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One replay: status and counts.
+    Show {
+        /// The replay's id.
+        id: String,
+    },
+    /// Stop a queued or running replay; deliveries it has not made yet are dropped.
+    Cancel {
+        /// The replay's id.
+        id: String,
     },
 }
 

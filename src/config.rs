@@ -142,6 +142,16 @@ pub const SETTINGS: &[Setting] = &[
         description: "Days events are kept after they are stored (with their deliveries, dead letters and stream entries); 0 keeps everything",
     },
     Setting {
+        name: "REPLAY_RATE",
+        default: "1000",
+        description: "Events per second each replay hands to delivery (0: as fast as the store allows)",
+    },
+    Setting {
+        name: "REPLAY_MAX_WINDOW",
+        default: "7d",
+        description: "Longest time window one replay may cover (seconds, or with a unit: 90m, 24h, 7d)",
+    },
+    Setting {
         name: "WEBHOOK_TIMEOUT_MS",
         default: "10000",
         description: "Connect and total timeout of one webhook request",
@@ -246,6 +256,10 @@ pub struct Config {
     pub stream_max_len: usize,
     /// How long events are kept; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// Events a second each replay hands to delivery; `None` for as fast as the store allows.
+    pub replay_rate: Option<u32>,
+    /// Longest window one replay may cover.
+    pub replay_max_window: Duration,
     /// Connect and total timeout of a webhook request.
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may lead to non-public addresses.
@@ -401,6 +415,19 @@ impl Config {
                     Some((days > 0).then(|| Duration::from_secs(days * 86_400)))
                 },
             )?,
+            replay_rate: vars.parse(
+                "REPLAY_RATE",
+                "a whole number of events per second from 0 to 1000000",
+                |v| {
+                    let rate: u32 = v.parse().ok().filter(|r| *r <= 1_000_000)?;
+                    Some((rate > 0).then_some(rate))
+                },
+            )?,
+            replay_max_window: vars.parse(
+                "REPLAY_MAX_WINDOW",
+                "a duration of at least 1s, such as 3600, 90m, 24h or 7d",
+                |v| parse_duration(v).filter(|d| !d.is_zero()),
+            )?,
             webhook_timeout: vars.parse(
                 "WEBHOOK_TIMEOUT_MS",
                 "milliseconds from 100 to 300000",
@@ -534,6 +561,25 @@ fn seconds(value: &str) -> Option<Duration> {
     (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
+/// Parses a duration written as seconds (`3600`) or a whole number with a unit: `s`, `m`, `h`
+/// or `d` (`90m`, `24h`, `7d`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number.parse().ok()?;
+    let unit_seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(unit_seconds).map(Duration::from_secs)
+}
+
 /// The `--help` appendix: every variable with its default.
 pub fn settings_help() -> String {
     let mut text = String::from("Environment variables (also read from .env):\n");
@@ -579,6 +625,29 @@ mod tests {
             ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
         ]));
         assert!(!allowed(&[("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")]));
+    }
+
+    #[test]
+    fn durations_are_seconds_or_a_number_with_a_unit() {
+        assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("90m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "d",
+            "1.5h",
+            "-1h",
+            "7 days",
+            "1w",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        let config = Config::from_map(&HashMap::from([("REPLAY_RATE", "0")])).unwrap();
+        assert_eq!(config.replay_rate, None);
+        assert_eq!(config.replay_max_window, Duration::from_secs(7 * 86_400));
     }
 
     #[test]

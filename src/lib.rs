@@ -16,6 +16,7 @@ pub mod events;
 pub mod observability;
 pub mod producer;
 pub mod reliability;
+pub mod replay;
 pub mod retention;
 pub mod sqlite;
 pub mod store;

@@ -33,7 +33,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     // Operator commands print their answer and do not log.
     if !matches!(
         command,
-        Command::Events { .. } | Command::Dlq { .. } | Command::Demo { .. }
+        Command::Events { .. }
+            | Command::Dlq { .. }
+            | Command::Demo { .. }
+            | Command::Replay { .. }
     ) {
         logging::init(&config.log_level, config.log_format);
     }
@@ -69,6 +72,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq { remote, action } => {
             return remote::dlq(&client(&remote, &config)?, action).await;
+        }
+        Command::Replay {
+            remote,
+            request,
+            action,
+        } => {
+            return remote::replay(&client(&remote, &config)?, request, action).await;
         }
         Command::Demo {
             remote,

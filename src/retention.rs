@@ -1,6 +1,6 @@
 //! Data retention: events stored more than RETENTION_DAYS ago are deleted in small batches (so that
 //! ingestion never waits long for the store), with their outbox rows and processed-event records,
-//! along with finished deliveries, their log and dead letters from before the cutoff; the
+//! along with finished deliveries, their log, dead letters and replays from before the cutoff; the
 //! broker's streams are trimmed too. Workers run it in the background; `eventflow db prune` runs
 //! it on demand.
 

@@ -1,5 +1,6 @@
-//! The operator commands against a running EventFlow: `events get|list` and `dlq
-//! list|show|retry|delete`, as tables and as JSON, with one-line errors and a non-zero exit.
+//! The operator commands against a running EventFlow: `events get|list`, `dlq
+//! list|show|retry|delete`, `replay` and `demo`, as tables and as JSON, with one-line errors and a
+//! non-zero exit.
 
 mod common;
 
@@ -173,4 +174,117 @@ async fn demo_sends_coherent_events_of_every_known_type() {
 
     let paced = stdout(&eventflow(&server, &["demo", "--count", "20", "--rate", "200"]).await);
     assert!(paced.starts_with("sent 20 events of "), "{paced}");
+}
+
+#[tokio::test]
+async fn replay_follows_a_replay_to_its_end_and_lists_shows_and_cancels() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    server.subscribe(&receiver.url, &["user.*"]).await;
+    for user in ["usr_1", "usr_2"] {
+        server
+            .post_json("/api/v1/events", &user_created(user))
+            .await;
+    }
+    assert!(eventually(Duration::from_secs(10), || async { receiver.count() == 2 }).await);
+
+    // Followed to its end, then shown as a summary.
+    let summary = stdout(
+        &eventflow(
+            &server,
+            &["replay", "--stream", "events:user", "--since", "1h"],
+        )
+        .await,
+    );
+    assert!(
+        summary.starts_with("replay rpl_") && summary.contains(" completed"),
+        "{summary}"
+    );
+    assert!(summary.contains("matched     2"), "{summary}");
+    assert!(eventually(Duration::from_secs(10), || async { receiver.count() == 4 }).await);
+
+    // A dry run, for scripts.
+    let args = [
+        "replay",
+        "--json",
+        "--stream",
+        "events:user",
+        "--since",
+        "1h",
+        "--until",
+        "now",
+        "--event-type",
+        "user.created",
+        "--dry-run",
+    ];
+    let dry: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    assert_eq!(
+        (&dry["status"], &dry["dry_run"], &dry["matched"]),
+        (&json!("completed"), &json!(true), &json!(2)),
+        "{dry}"
+    );
+
+    let list = stdout(&eventflow(&server, &["replay", "list"]).await);
+    assert!(
+        list.lines().next().unwrap().starts_with("ID") && list.lines().count() == 3,
+        "{list}"
+    );
+    let id = dry["id"].as_str().unwrap();
+    let shown = stdout(&eventflow(&server, &["replay", "show", id]).await);
+    assert!(
+        shown.contains("(dry run)") && shown.contains("types       user.created"),
+        "{shown}"
+    );
+
+    // Queued without following, then cancelled (or already done: a 409 in one line).
+    let args = [
+        "replay",
+        "--json",
+        "--detach",
+        "--stream",
+        "events:user",
+        "--since",
+        "2024-01-01T00:00:00Z",
+        "--until",
+        "2024-01-02T00:00:00Z",
+    ];
+    let queued: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    let cancel = eventflow(
+        &server,
+        &["replay", "cancel", queued["id"].as_str().unwrap()],
+    )
+    .await;
+    let answer = String::from_utf8_lossy(if cancel.status.success() {
+        &cancel.stdout
+    } else {
+        &cancel.stderr
+    })
+    .to_string();
+    assert!(
+        answer.contains("cancelled") || answer.contains("409"),
+        "{answer}"
+    );
+
+    // A refused request is one line and exit 1.
+    let refused = eventflow(
+        &server,
+        &["replay", "--stream", "events:nope", "--since", "1h"],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(
+        error.contains("422") && error.contains("unknown stream"),
+        "{error}"
+    );
+    let bad_time = eventflow(
+        &server,
+        &["replay", "--stream", "events:user", "--since", "last week"],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&bad_time.stderr).contains("--since"),
+        "bad time named"
+    );
 }

@@ -11,35 +11,6 @@ use common::{TestServer, eventually, python};
 use eventflow::delivery::SigningSecret;
 use serde_json::{Value, json};
 
-/// Subscribes `url` to `event_types`; returns the created subscription (with the secret when
-/// generated).
-async fn subscribe(server: &TestServer, url: &str, event_types: &[&str]) -> Value {
-    let (status, body) = server
-        .call(
-            "POST",
-            "/api/v1/subscriptions",
-            Some(&json!({"name": "test hook", "event_types": event_types, "webhook_url": url})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-/// Posts an event of `event_type`; returns its id.
-async fn post_event(server: &TestServer, event_type: &str) -> String {
-    let response = server
-        .post_json(
-            "/api/v1/events",
-            &json!({"type": event_type, "source": "tests", "data": {"n": 1}}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn dead_letters(server: &TestServer) -> Vec<Value> {
     let (status, body) = server.call("GET", "/api/v1/dlq", None).await;
     assert_eq!(status, 200, "{body}");
@@ -60,7 +31,7 @@ async fn a_producer_hanging_up_mid_request_leaves_no_stored_event_undelivered() 
     use tokio::io::AsyncWriteExt;
     let server = TestServer::start().await;
     let receiver = Receiver::start(Mode::Accept).await;
-    subscribe(&server, &receiver.url, &["*"]).await;
+    server.subscribe(&receiver.url, &["*"]).await;
     let ids: Vec<String> = (0..20).map(|n| format!("hangup-{n}")).collect();
     for id in &ids {
         let body = json!({"id": id, "type": "hangup.test", "source": "tests", "data": {}});
@@ -103,7 +74,9 @@ async fn a_producer_hanging_up_mid_request_leaves_no_stored_event_undelivered() 
 #[tokio::test]
 async fn subscriptions_are_managed_and_their_secret_never_shown() {
     let server = TestServer::start().await;
-    let created = subscribe(&server, "http://127.0.0.1:9/hook", &["order.*"]).await;
+    let created = server
+        .subscribe("http://127.0.0.1:9/hook", &["order.*"])
+        .await;
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"), "{created}");
     let id = created["id"].as_str().unwrap();
@@ -231,7 +204,9 @@ async fn outside_development_private_webhook_urls_are_refused() {
         Vec::new(),
     )
     .await;
-    subscribe(&allowed, "http://127.0.0.1:8080/hook", &["*"]).await;
+    allowed
+        .subscribe("http://127.0.0.1:8080/hook", &["*"])
+        .await;
 }
 
 #[tokio::test]
@@ -240,9 +215,9 @@ async fn matching_events_are_delivered_once_each_signed_and_correlated() {
     let orders = Receiver::start(Mode::Accept).await;
     let users = Receiver::start(Mode::Accept).await;
     let paused = Receiver::start(Mode::Accept).await;
-    let order_sub = subscribe(&server, &orders.url, &["order.*"]).await;
-    subscribe(&server, &users.url, &["user.signed_up"]).await;
-    let paused_sub = subscribe(&server, &paused.url, &["*"]).await;
+    let order_sub = server.subscribe(&orders.url, &["order.*"]).await;
+    server.subscribe(&users.url, &["user.signed_up"]).await;
+    let paused_sub = server.subscribe(&paused.url, &["*"]).await;
     let path = format!(
         "/api/v1/subscriptions/{}",
         paused_sub["id"].as_str().unwrap()
@@ -264,8 +239,8 @@ async fn matching_events_are_delivered_once_each_signed_and_correlated() {
         .as_str()
         .unwrap()
         .to_string();
-    let user_id = post_event(&server, "user.signed_up").await;
-    post_event(&server, "page.scrolled").await;
+    let user_id = server.post_event("user.signed_up").await;
+    server.post_event("page.scrolled").await;
 
     assert!(eventually(WAIT, || async { orders.count() == 1 && users.count() == 1 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -307,7 +282,7 @@ async fn delivered_signatures_verify_with_the_standard_webhooks_library() {
     }
     let server = TestServer::start().await;
     let receiver = Receiver::start(Mode::Accept).await;
-    let generated = subscribe(&server, &receiver.url, &["user.*"]).await;
+    let generated = server.subscribe(&receiver.url, &["user.*"]).await;
     let raw = json!({"name": "raw", "event_types": ["user.*"], "webhook_url": receiver.url,
                      "secret": "your-webhook-secret"});
     let (status, raw) = server
@@ -371,9 +346,9 @@ async fn a_failing_endpoint_is_retried_then_dead_lettered_and_retried_from_the_d
     )
     .await;
     let receiver = Receiver::start(Mode::Fail(500)).await;
-    let subscription = subscribe(&server, &receiver.url, &["*"]).await;
+    let subscription = server.subscribe(&receiver.url, &["*"]).await;
     let subscription_id = subscription["id"].as_str().unwrap();
-    let event_id = post_event(&server, "invoice.sent").await;
+    let event_id = server.post_event("invoice.sent").await;
 
     assert!(eventually(WAIT, || async { !dead_letters(&server).await.is_empty() }).await);
     let letters = dead_letters(&server).await;
@@ -454,10 +429,10 @@ async fn dead_letters_are_paged_filtered_retried_in_bulk_and_deleted() {
     let server = TestServer::start_with(&[("MAX_RETRIES", "0")], Vec::new()).await;
     let failing = Receiver::start(Mode::Fail(400)).await;
     let other = Receiver::start(Mode::Fail(422)).await;
-    let failing_sub = subscribe(&server, &failing.url, &["job.*"]).await;
-    subscribe(&server, &other.url, &["job.*"]).await;
+    let failing_sub = server.subscribe(&failing.url, &["job.*"]).await;
+    server.subscribe(&other.url, &["job.*"]).await;
     for _ in 0..3 {
-        post_event(&server, "job.failed").await;
+        server.post_event("job.failed").await;
     }
     assert!(eventually(WAIT, || async { dead_letters(&server).await.len() == 6 }).await);
 
@@ -514,12 +489,12 @@ async fn dead_letters_are_paged_filtered_retried_in_bulk_and_deleted() {
 async fn an_endpoint_answering_410_gone_disables_its_subscription() {
     let server = TestServer::start().await;
     let receiver = Receiver::start(Mode::Fail(410)).await;
-    let subscription = subscribe(&server, &receiver.url, &["*"]).await;
+    let subscription = server.subscribe(&receiver.url, &["*"]).await;
     let path = format!(
         "/api/v1/subscriptions/{}",
         subscription["id"].as_str().unwrap()
     );
-    post_event(&server, "thing.happened").await;
+    server.post_event("thing.happened").await;
     assert!(
         eventually(WAIT, || async {
             server.call("GET", &path, None).await.1["enabled"] == false
@@ -535,7 +510,7 @@ async fn an_endpoint_answering_410_gone_disables_its_subscription() {
         "{disabled}"
     );
     assert!(eventually(WAIT, || async { dead_letters(&server).await.len() == 1 }).await);
-    post_event(&server, "thing.happened").await;
+    server.post_event("thing.happened").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.count(), 1, "nothing more after 410");
 
@@ -562,11 +537,11 @@ async fn a_hanging_endpoint_times_out_without_holding_back_the_others() {
     .await;
     let hanging = Receiver::start(Mode::Hang).await;
     let healthy = Receiver::start(Mode::Accept).await;
-    let hanging_sub = subscribe(&server, &hanging.url, &["*"]).await;
-    subscribe(&server, &healthy.url, &["*"]).await;
+    let hanging_sub = server.subscribe(&hanging.url, &["*"]).await;
+    server.subscribe(&healthy.url, &["*"]).await;
     let started = tokio::time::Instant::now();
     for _ in 0..5 {
-        post_event(&server, "tick.tock").await;
+        server.post_event("tick.tock").await;
     }
     assert!(eventually(WAIT, || async { healthy.count() == 5 }).await);
     assert!(
@@ -593,8 +568,8 @@ async fn retry_after_is_honoured() {
     )
     .await;
     let receiver = Receiver::start(Mode::RetryAfter(1)).await;
-    subscribe(&server, &receiver.url, &["*"]).await;
-    post_event(&server, "rate.limited").await;
+    server.subscribe(&receiver.url, &["*"]).await;
+    server.post_event("rate.limited").await;
     assert!(eventually(WAIT, || async { receiver.count() == 1 }).await);
     receiver.set(Mode::Accept);
     assert!(eventually(WAIT, || async { receiver.count() == 2 }).await);
@@ -620,9 +595,9 @@ async fn an_open_circuit_holds_deliveries_without_spending_attempts() {
     )
     .await;
     let receiver = Receiver::start(Mode::Fail(503)).await;
-    let subscription = subscribe(&server, &receiver.url, &["*"]).await;
+    let subscription = server.subscribe(&receiver.url, &["*"]).await;
     let id = subscription["id"].as_str().unwrap();
-    post_event(&server, "breaker.test").await;
+    server.post_event("breaker.test").await;
     let metrics = || async {
         let response = server
             .client
@@ -666,8 +641,8 @@ async fn a_restart_in_the_middle_of_a_retry_schedule_resumes_it() {
     )
     .await;
     let receiver = Receiver::start(Mode::Fail(500)).await;
-    let subscription = subscribe(&server, &receiver.url, &["*"]).await;
-    post_event(&server, "survives.restart").await;
+    let subscription = server.subscribe(&receiver.url, &["*"]).await;
+    server.post_event("survives.restart").await;
     assert!(eventually(WAIT, || async { receiver.count() == 1 }).await);
     server.stop().await;
     receiver.set(Mode::Accept);

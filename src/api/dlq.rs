@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiContext;
 use super::paging;
-use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json};
 use crate::broker::StreamMessage;
 use crate::delivery::{DeadLetter, DeadLetterKind, DeadLetterQuery};
 use crate::observability::metrics;
@@ -139,8 +139,7 @@ pub async fn retry_dead_letters(
     let filter: DeadLetterFilter = if body.is_empty() {
         DeadLetterFilter::default()
     } else {
-        serde_json::from_value(parse_json(&body)?)
-            .map_err(|err| ApiError::Invalid(err.to_string()))?
+        decode_json(&body)?
     };
     let mut left = filter.limit.unwrap_or(MAX_BULK);
     if !(1..=MAX_BULK).contains(&left) {

@@ -7,6 +7,7 @@ mod health;
 mod openapi;
 mod paging;
 pub mod problem;
+mod replays;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::broker::Broker;
 use crate::delivery::{DeliveryStore, SubscriptionDirectory};
 use crate::events::StreamRouter;
 use crate::producer::Producer;
+use crate::replay::ReplayStore;
 use crate::store::EventStore;
 use problem::{ApiError, PROBLEM_JSON};
 
@@ -37,6 +39,10 @@ pub struct ApiContext {
     pub store: Arc<dyn EventStore>,
     /// Subscriptions, delivery logs and dead letters.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// Replay jobs.
+    pub replays: Arc<dyn ReplayStore>,
+    /// REPLAY_MAX_WINDOW.
+    pub replay_max_window: std::time::Duration,
     /// Takes retried dead letters of event handlers back.
     pub broker: Arc<dyn Broker>,
     /// This process's cache of subscriptions, refreshed on every change made here.
@@ -70,6 +76,10 @@ pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router 
             post(events::create_event).get(events::list_events),
         )
         .route("/api/v1/events/batch", post(events::create_batch))
+        .route("/api/v1/events/replay", post(replays::create_replay))
+        .route("/api/v1/replays", get(replays::list_replays))
+        .route("/api/v1/replays/{id}", get(replays::get_replay))
+        .route("/api/v1/replays/{id}/cancel", post(replays::cancel_replay))
         .route("/api/v1/events/{event_id}", get(events::get_event))
         .route(
             "/api/v1/subscriptions",

@@ -25,6 +25,10 @@ use utoipa::OpenApi;
         super::dlq::retry_dead_letter,
         super::dlq::retry_dead_letters,
         super::dlq::delete_dead_letter,
+        super::replays::create_replay,
+        super::replays::list_replays,
+        super::replays::get_replay,
+        super::replays::cancel_replay,
         super::health::health,
         super::health::live,
         super::health::ready,
@@ -34,6 +38,7 @@ use utoipa::OpenApi;
         (name = "events", description = "Ingest and query events"),
         (name = "subscriptions", description = "Webhook subscriptions and their delivery log"),
         (name = "dead letters", description = "Deliveries and events that failed for good"),
+        (name = "replays", description = "Deliver stored events again"),
         (name = "health", description = "Probes and metrics"),
     )
 )]

@@ -239,6 +239,20 @@ fn refuse_nul(text: &str, part: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Decodes a JSON body into `T`: malformed JSON is a 400, content that does not fit `T` a 422
+/// naming the field at fault.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(parse_json(body)?).map_err(|err| {
+        let path = err.path().to_string();
+        let cause = err.into_inner();
+        ApiError::Invalid(if path == "." {
+            cause.to_string()
+        } else {
+            format!("{path}: {cause}")
+        })
+    })
+}
+
 /// Parses a JSON body, reporting where it breaks.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(body)

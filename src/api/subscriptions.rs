@@ -8,11 +8,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::paging;
-use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json};
 use super::{ApiContext, path_segment};
 use crate::delivery::{
     DeliveryAttempt, GuardError, SigningSecret, StoredSubscription, Subscription,
@@ -117,7 +116,7 @@ pub async fn create_subscription(
     State(ctx): State<Arc<ApiContext>>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let new: NewSubscription = decode(&body)?;
+    let new: NewSubscription = decode_json(&body)?;
     let generated = new.secret.is_none().then(SigningSecret::generate);
     let secret = new.secret.or_else(|| generated.clone()).unwrap_or_default();
     let now = now_in_micros();
@@ -214,7 +213,7 @@ pub async fn update_subscription(
     ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<Subscription>, ApiError> {
-    let changes: SubscriptionChanges = decode(&body)?;
+    let changes: SubscriptionChanges = decode_json(&body)?;
     let mut stored = find(&ctx, &id).await?;
     let url_changed = changes.webhook_url.is_some();
     let subscription = &mut stored.subscription;
@@ -302,20 +301,6 @@ async fn find(ctx: &ApiContext, id: &str) -> Result<StoredSubscription, ApiError
 
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no subscription with id {id:?}"))
-}
-
-/// Decodes a JSON body into `T`, naming the field at fault.
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: Value = parse_json(body)?;
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let cause = err.into_inner();
-        ApiError::Invalid(if path == "." {
-            cause.to_string()
-        } else {
-            format!("{path}: {cause}")
-        })
-    })
 }
 
 /// Checks every field of a subscription; the URL (which may need a DNS lookup) only when new.

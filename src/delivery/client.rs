@@ -33,6 +33,8 @@ pub struct WebhookRequest<'a> {
     pub body: Bytes,
     /// The event's correlation id.
     pub correlation_id: &'a str,
+    /// The replay the delivery belongs to, when it is one.
+    pub replay_id: Option<&'a str>,
 }
 
 /// A request that did not end in a 2xx answer.
@@ -81,9 +83,11 @@ impl WebhookClient {
         let signature = request
             .secret
             .sign(request.webhook_id, timestamp, &request.body);
-        let response = self
-            .http
-            .post(request.url)
+        let mut post = self.http.post(request.url);
+        if let Some(replay_id) = request.replay_id {
+            post = post.header(crate::replay::REPLAY_HEADER, replay_id);
+        }
+        let response = post
             .header("content-type", "application/json")
             .header("webhook-id", request.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())

@@ -27,9 +27,10 @@ use super::{
     AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep, SigningSecret,
     SubscriptionDirectory,
 };
-use crate::events::Event;
+use crate::events::{CloudEvent, Event};
 use crate::observability::metrics;
 use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig, random_unit};
+use crate::replay::REPLAY_EXTENSION;
 use crate::store::{EventStore, StoreError};
 
 /// How often due jobs are looked for in the store.
@@ -78,17 +79,38 @@ pub struct PreparedEvent {
     pub correlation_id: String,
     /// The request body: the CloudEvent in its JSON format.
     pub body: Bytes,
+    /// The replay it is delivered for, named in a header and in the body's extension.
+    pub replay_id: Option<String>,
 }
 
 impl PreparedEvent {
     /// The delivery form of `event`.
     pub fn of(event: &Event) -> Result<Self, serde_json::Error> {
+        Self::encode(event, &event.envelope, None)
+    }
+
+    /// The delivery form of `event` replayed by `replay_id`: the same id, marked by the replay
+    /// extension.
+    pub fn replayed(event: &Event, replay_id: &str) -> Result<Self, serde_json::Error> {
+        let mut envelope = event.envelope.clone();
+        envelope
+            .extensions
+            .insert(REPLAY_EXTENSION.to_string(), replay_id.into());
+        Self::encode(event, &envelope, Some(replay_id))
+    }
+
+    fn encode(
+        event: &Event,
+        envelope: &CloudEvent,
+        replay_id: Option<&str>,
+    ) -> Result<Self, serde_json::Error> {
         Ok(Self {
             event_id: event.id().to_string(),
             event_type: event.event_type().to_string(),
             stream: event.metadata.stream.clone(),
             correlation_id: event.metadata.correlation_id.clone(),
-            body: Bytes::from(serde_json::to_vec(&event.envelope)?),
+            body: Bytes::from(serde_json::to_vec(envelope)?),
+            replay_id: replay_id.map(str::to_string),
         })
     }
 }
@@ -249,27 +271,38 @@ async fn poll(inner: Arc<Inner>, shutdown: CancellationToken) {
             }
         };
         backlog = jobs.len() == room;
-        // The jobs of one event share one load of it.
-        let mut by_event: HashMap<String, Vec<DeliveryJob>> = HashMap::new();
+        // The jobs of one event (live, or of one replay) share one load of it.
+        let mut by_event: HashMap<(String, Option<String>), Vec<DeliveryJob>> = HashMap::new();
         for job in jobs {
-            by_event.entry(job.event_id.clone()).or_default().push(job);
+            let key = (job.event_id.clone(), job.replay_id.clone());
+            by_event.entry(key).or_default().push(job);
         }
-        for (event_id, jobs) in by_event {
+        for ((event_id, replay_id), jobs) in by_event {
             let inner_for_event = inner.clone();
-            inner
-                .deliveries
-                .spawn(async move { inner_for_event.deliver_claimed(&event_id, jobs).await });
+            inner.deliveries.spawn(async move {
+                inner_for_event
+                    .deliver_claimed(&event_id, replay_id.as_deref(), jobs)
+                    .await
+            });
         }
     }
 }
 
 impl Inner {
-    /// Loads the event of jobs claimed from the store, then delivers each.
-    async fn deliver_claimed(self: &Arc<Self>, event_id: &str, jobs: Vec<DeliveryJob>) {
+    /// Loads the event of jobs claimed from the store (all live, or all of one replay), then
+    /// delivers each.
+    async fn deliver_claimed(
+        self: &Arc<Self>,
+        event_id: &str,
+        replay_id: Option<&str>,
+        jobs: Vec<DeliveryJob>,
+    ) {
         let event = match self.events.get(event_id).await {
-            Ok(Some(event)) => {
-                PreparedEvent::of(&event).map_err(|err| format!("unencodable event: {err}"))
+            Ok(Some(event)) => match replay_id {
+                None => PreparedEvent::of(&event),
+                Some(replay_id) => PreparedEvent::replayed(&event, replay_id),
             }
+            .map_err(|err| format!("unencodable event: {err}")),
             Ok(None) => Err("the event is no longer stored".to_string()),
             Err(err) => {
                 tracing::warn!(error = %err, event_id, "cannot load the event to deliver");
@@ -343,6 +376,7 @@ impl Inner {
                         secret: &secret,
                         body: event.body.clone(),
                         correlation_id: &event.correlation_id,
+                        replay_id: event.replay_id.as_deref(),
                     })
                     .await
             })
@@ -597,8 +631,7 @@ where
             Ok(written) => return Some(written),
             Err(err) => err,
         };
-        let transient = matches!(err, StoreError::Unavailable(_) | StoreError::TimedOut(_));
-        if !transient || (stop.is_cancelled() && tries >= 3) {
+        if !err.is_transient() || (stop.is_cancelled() && tries >= 3) {
             tracing::error!(error = %err, "cannot record delivery outcomes; their jobs come due again after their lease");
             return None;
         }

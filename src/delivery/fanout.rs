@@ -6,9 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::job_writer::JobWriter;
-use super::{
-    DeliveryJob, DeliveryStore, Dispatcher, NewDelivery, PreparedEvent, SubscriptionDirectory,
-};
+use super::{DeliveryStore, Dispatcher, NewDelivery, PreparedEvent, SubscriptionDirectory};
 use crate::events::Event;
 use crate::worker::{Handler, HandlerError};
 
@@ -68,13 +66,7 @@ impl Handler for WebhookFanout {
         }
         let prepared = Arc::new(PreparedEvent::of(event)?);
         for job in jobs.into_iter().filter(|job| created.contains(&job.id)) {
-            let job = DeliveryJob {
-                id: job.id,
-                event_id: job.event_id,
-                subscription_id: job.subscription_id,
-                attempts: 0,
-            };
-            self.dispatcher.submit(job, prepared.clone());
+            self.dispatcher.submit(job.into_job(), prepared.clone());
         }
         Ok(())
     }

@@ -20,6 +20,8 @@ pub struct NewDelivery {
     /// When it is due: now for any process, or the end of the lease of the process that sends it
     /// at once.
     pub due: DateTime<Utc>,
+    /// The replay it belongs to; `None` for live delivery.
+    pub replay_id: Option<String>,
 }
 
 impl NewDelivery {
@@ -30,6 +32,26 @@ impl NewDelivery {
             event_id: event_id.to_string(),
             subscription_id: subscription_id.to_string(),
             due,
+            replay_id: None,
+        }
+    }
+
+    /// The same job as part of replay `replay_id`.
+    pub fn for_replay(self, replay_id: &str) -> Self {
+        Self {
+            replay_id: Some(replay_id.to_string()),
+            ..self
+        }
+    }
+
+    /// The job as the dispatcher sends it, before any attempt.
+    pub fn into_job(self) -> DeliveryJob {
+        DeliveryJob {
+            id: self.id,
+            event_id: self.event_id,
+            subscription_id: self.subscription_id,
+            replay_id: self.replay_id,
+            attempts: 0,
         }
     }
 }
@@ -43,6 +65,8 @@ pub struct DeliveryJob {
     pub event_id: String,
     /// The subscription.
     pub subscription_id: String,
+    /// The replay it belongs to; `None` for live delivery.
+    pub replay_id: Option<String>,
     /// Attempts made so far.
     pub attempts: u32,
 }

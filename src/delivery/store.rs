@@ -87,7 +87,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn dead_letter_count(&self) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` each of the finished jobs (delivered or dead-lettered) last changed
-    /// before `cutoff`, the attempts made before it and the dead letters from before it; returns
-    /// how many rows went.
+    /// before `cutoff`, the attempts made before it, the dead letters from before it and the
+    /// replays that finished before it; returns how many rows went.
     async fn prune_deliveries(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 }

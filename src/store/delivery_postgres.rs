@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres};
 
 use super::delivery_rows::{
-    AttemptRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page, dead_letter_page,
-    encode_patterns, next_state, select_dead_letters,
+    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page,
+    dead_letter_page, encode_patterns, live_or_replay, next_state, select_dead_letters,
 };
 use super::postgres::bounded;
 use super::{PgStore, StoreError};
@@ -54,15 +54,52 @@ FROM attempt JOIN moved ON moved.id = attempt.delivery_id
 RETURNING delivery_id";
 
 /// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
-/// dead letters from before the cutoff.
-const PRUNE_DELIVERIES: [&str; 3] = [
+/// dead letters from before the cutoff, and replays that finished before it.
+const PRUNE_DELIVERIES: [&str; 4] = [
     "DELETE FROM deliveries WHERE id IN ( \
          SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < $1 LIMIT $2)",
     "DELETE FROM delivery_attempts WHERE seq IN ( \
          SELECT seq FROM delivery_attempts WHERE attempted_at < $1 ORDER BY seq LIMIT $2)",
     "DELETE FROM dead_letters WHERE seq IN ( \
          SELECT seq FROM dead_letters WHERE failed_at < $1 ORDER BY seq LIMIT $2)",
+    "DELETE FROM replays WHERE id IN ( \
+         SELECT id FROM replays WHERE finished_at < $1 LIMIT $2)",
 ];
+
+/// Inserts the jobs whose (event, subscription, replay) has none yet; returns their ids.
+pub(super) async fn insert_jobs(
+    conn: &mut PgConnection,
+    jobs: &[NewDelivery],
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
+    let events: Vec<&str> = jobs.iter().map(|job| job.event_id.as_str()).collect();
+    let subscriptions: Vec<&str> = jobs
+        .iter()
+        .map(|job| job.subscription_id.as_str())
+        .collect();
+    let due: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.due).collect();
+    let replays: Vec<&str> = jobs
+        .iter()
+        .map(|job| live_or_replay(job.replay_id.as_deref()))
+        .collect();
+    let created: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO deliveries (id, event_id, subscription_id, replay_id, status, attempts, \
+         next_attempt_at, created_at, updated_at) \
+         SELECT id, event_id, subscription_id, replay_id, $4, 0, due, now(), now() \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $5::timestamptz[], $6::text[]) \
+             AS job(id, event_id, subscription_id, due, replay_id) \
+         ON CONFLICT (event_id, subscription_id, replay_id) DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(&events)
+    .bind(&subscriptions)
+    .bind(PENDING)
+    .bind(&due)
+    .bind(&replays)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(created.into_iter().map(|(id,)| id).collect())
+}
 
 async fn insert_dead_letter(
     conn: &mut PgConnection,
@@ -244,29 +281,8 @@ impl DeliveryStore for PgStore {
 
     async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
         bounded(async {
-            let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
-            let events: Vec<&str> = jobs.iter().map(|job| job.event_id.as_str()).collect();
-            let subscriptions: Vec<&str> = jobs
-                .iter()
-                .map(|job| job.subscription_id.as_str())
-                .collect();
-            let due: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.due).collect();
-            let created: Vec<(String,)> = sqlx::query_as(
-                "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at) \
-                 SELECT id, event_id, subscription_id, $4, 0, due, now(), now() \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $5::timestamptz[]) \
-                     AS job(id, event_id, subscription_id, due) \
-                 ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
-            )
-            .bind(&ids)
-            .bind(&events)
-            .bind(&subscriptions)
-            .bind(PENDING)
-            .bind(&due)
-            .fetch_all(self.pool())
-            .await?;
-            Ok(created.into_iter().map(|(id,)| id).collect())
+            let mut conn = self.pool().acquire().await?;
+            insert_jobs(&mut conn, jobs).await
         })
         .await
     }
@@ -278,11 +294,11 @@ impl DeliveryStore for PgStore {
         limit: u32,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         bounded(async {
-            let rows: Vec<(String, String, String, i32)> = sqlx::query_as(
+            let rows: Vec<ClaimedRow> = sqlx::query_as(
                 "UPDATE deliveries SET next_attempt_at = $2 WHERE id IN ( \
                      SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
                      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED \
-                 ) RETURNING id, event_id, subscription_id, attempts",
+                 ) RETURNING id, event_id, subscription_id, replay_id, attempts::bigint",
             )
             .persistent(false)
             .bind(now)
@@ -290,15 +306,7 @@ impl DeliveryStore for PgStore {
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(id, event_id, subscription_id, attempts)| DeliveryJob {
-                    id,
-                    event_id,
-                    subscription_id,
-                    attempts: u32::try_from(attempts).unwrap_or_default(),
-                })
-                .collect())
+            Ok(rows.into_iter().map(ClaimedRow::decode).collect())
         })
         .await
     }

@@ -7,7 +7,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::StoreError;
 use crate::delivery::{
     AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
-    NextStep, StoredSubscription, Subscription,
+    DeliveryJob, NextStep, StoredSubscription, Subscription,
 };
 
 /// Status of a job still to be delivered.
@@ -16,6 +16,33 @@ pub(super) const PENDING: &str = "pending";
 pub(super) const DELIVERED: &str = "delivered";
 /// Status of a job that went to the dead-letter queue.
 pub(super) const DEAD: &str = "dead";
+
+/// A `deliveries` row just claimed for sending.
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedRow {
+    id: String,
+    event_id: String,
+    subscription_id: String,
+    replay_id: String,
+    attempts: i64,
+}
+
+impl ClaimedRow {
+    pub(super) fn decode(self) -> DeliveryJob {
+        DeliveryJob {
+            id: self.id,
+            event_id: self.event_id,
+            subscription_id: self.subscription_id,
+            replay_id: Some(self.replay_id).filter(|id| !id.is_empty()),
+            attempts: u32::try_from(self.attempts).unwrap_or_default(),
+        }
+    }
+}
+
+/// The `replay_id` column of a job: empty for live delivery.
+pub(super) fn live_or_replay(replay_id: Option<&str>) -> &str {
+    replay_id.unwrap_or_default()
+}
 
 /// The status a job has after `next`, and when it is due then (if still pending).
 pub(super) fn next_state(next: &NextStep) -> (&'static str, Option<DateTime<Utc>>) {

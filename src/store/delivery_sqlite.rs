@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::delivery_rows::{
-    AttemptRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page, dead_letter_page,
-    encode_patterns, next_state, select_dead_letters,
+    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page,
+    dead_letter_page, encode_patterns, live_or_replay, next_state, select_dead_letters,
 };
 use super::{SqliteStore, StoreError};
 use crate::delivery::{
@@ -17,14 +17,16 @@ use crate::delivery::{
 };
 
 /// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
-/// dead letters from before the cutoff.
-const PRUNE_DELIVERIES: [&str; 3] = [
+/// dead letters from before the cutoff, and replays that finished before it.
+const PRUNE_DELIVERIES: [&str; 4] = [
     "DELETE FROM deliveries WHERE id IN ( \
          SELECT id FROM deliveries WHERE status != 'pending' AND updated_us < ?1 LIMIT ?2)",
     "DELETE FROM delivery_attempts WHERE seq IN ( \
          SELECT seq FROM delivery_attempts WHERE attempted_us < ?1 ORDER BY seq LIMIT ?2)",
     "DELETE FROM dead_letters WHERE seq IN ( \
          SELECT seq FROM dead_letters WHERE failed_us < ?1 ORDER BY seq LIMIT ?2)",
+    "DELETE FROM replays WHERE id IN ( \
+         SELECT id FROM replays WHERE finished_us < ?1 LIMIT ?2)",
 ];
 
 /// Jobs per INSERT statement: well under SQLite's bound-parameter limit.
@@ -65,27 +67,41 @@ async fn insert_dead_letter(
     Ok(())
 }
 
-/// Inserts the jobs of one chunk whose (event, subscription) pair has none; returns their ids.
-async fn insert_jobs(
+/// Inserts the jobs whose (event, subscription, replay) has none yet, a chunk per statement (in
+/// the caller's transaction); returns their ids.
+pub(super) async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    jobs: &[NewDelivery],
+) -> Result<Vec<String>, StoreError> {
+    let mut created = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(INSERT_CHUNK) {
+        created.extend(insert_job_chunk(conn, chunk).await?);
+    }
+    Ok(created)
+}
+
+/// Inserts the jobs of one chunk whose (event, subscription, replay) has none; returns their ids.
+async fn insert_job_chunk(
     conn: &mut SqliteConnection,
     jobs: &[NewDelivery],
 ) -> Result<Vec<String>, StoreError> {
     let now = Utc::now().timestamp_micros();
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO deliveries (id, event_id, subscription_id, status, attempts, \
+        "INSERT INTO deliveries (id, event_id, subscription_id, replay_id, status, attempts, \
          next_attempt_us, created_us, updated_us) ",
     );
     insert.push_values(jobs, |mut row, job| {
         row.push_bind(&job.id)
             .push_bind(&job.event_id)
             .push_bind(&job.subscription_id)
+            .push_bind(live_or_replay(job.replay_id.as_deref()))
             .push_bind(PENDING)
             .push_bind(0)
             .push_bind(job.due.timestamp_micros())
             .push_bind(now)
             .push_bind(now);
     });
-    insert.push(" ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id");
+    insert.push(" ON CONFLICT (event_id, subscription_id, replay_id) DO NOTHING RETURNING id");
     let ids: Vec<(String,)> = insert.build_query_as().fetch_all(&mut *conn).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
@@ -199,13 +215,10 @@ impl DeliveryStore for SqliteStore {
         // One statement commits on its own; more chunks share a transaction.
         if jobs.len() <= INSERT_CHUNK {
             let mut conn = self.db().writer.acquire().await?;
-            return insert_jobs(&mut conn, jobs).await;
+            return insert_job_chunk(&mut conn, jobs).await;
         }
-        let mut created = Vec::with_capacity(jobs.len());
         let mut tx = self.db().writer.begin().await?;
-        for chunk in jobs.chunks(INSERT_CHUNK) {
-            created.extend(insert_jobs(&mut tx, chunk).await?);
-        }
+        let created = insert_jobs(&mut tx, jobs).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -216,26 +229,18 @@ impl DeliveryStore for SqliteStore {
         leased_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<ClaimedRow> = sqlx::query_as(
             "UPDATE deliveries SET next_attempt_us = ? WHERE id IN ( \
                  SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_us <= ? \
                  ORDER BY next_attempt_us LIMIT ? \
-             ) RETURNING id, event_id, subscription_id, attempts",
+             ) RETURNING id, event_id, subscription_id, replay_id, attempts",
         )
         .bind(leased_until.timestamp_micros())
         .bind(now.timestamp_micros())
         .bind(i64::from(limit))
         .fetch_all(&self.db().writer)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, event_id, subscription_id, attempts)| DeliveryJob {
-                id,
-                event_id,
-                subscription_id,
-                attempts: u32::try_from(attempts).unwrap_or_default(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(ClaimedRow::decode).collect())
     }
 
     async fn postpone(&self, jobs: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

@@ -7,6 +7,9 @@ mod delivery_rows;
 mod delivery_sqlite;
 mod postgres;
 mod query;
+mod replay_postgres;
+mod replay_rows;
+mod replay_sqlite;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -40,6 +43,13 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+}
+
+impl StoreError {
+    /// True when the same call may succeed later (the store is unavailable or slow).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::TimedOut(_))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -178,6 +178,28 @@ impl TestServer {
         (status, json)
     }
 
+    /// Subscribes `url` to `event_types`; returns the created subscription (with the secret
+    /// when generated).
+    pub async fn subscribe(&self, url: &str, event_types: &[&str]) -> Value {
+        let subscription = serde_json::json!({"name": "test hook", "event_types": event_types, "webhook_url": url});
+        let (status, body) = self
+            .call("POST", "/api/v1/subscriptions", Some(&subscription))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Posts an event of `event_type`; returns its id.
+    pub async fn post_event(&self, event_type: &str) -> String {
+        let event = serde_json::json!({"type": event_type, "source": "tests", "data": {"n": 1}});
+        let response = self.post_json("/api/v1/events", &event).await;
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Shuts down gracefully, keeping the database directory until dropped.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {

@@ -1,0 +1,290 @@
+//! The replay runner: every worker process takes queued replays from the store, walks their
+//! window of the event store in store order, and creates their delivery jobs at the replay rate.
+//!
+//! A replay is leased to the process running it and its position is saved after every batch
+//! together with its counts: a process that stops hands its replays back at once, one that dies
+//! loses them for a lease at most, and whoever takes a replay over resumes from the saved
+//! position. Jobs are unique per (event, subscription, replay), so a batch created again after
+//! a crash delivers nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Pacer, Replay, ReplayProgress, ReplayStatus, ReplayStore};
+use crate::delivery::{NewDelivery, Subscription, SubscriptionDirectory};
+use crate::events::Event;
+use crate::store::{EventStore, StoreError, TimeRange};
+
+/// How often the store is asked for replays to run.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a replay stays with its process without news from it.
+const LEASE: Duration = Duration::from_secs(30);
+/// Replays one process runs at once.
+const MAX_RUNNING: usize = 4;
+/// Most events read from the store at once.
+const SCAN_BATCH: u32 = 500;
+/// Pause after the store failed, before trying again.
+const STORE_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs replays; see the module documentation.
+pub struct ReplayRunner {
+    replays: Arc<dyn ReplayStore>,
+    events: Arc<dyn EventStore>,
+    directory: Arc<SubscriptionDirectory>,
+    /// REPLAY_RATE: events a second each replay hands over; `None` for no limit.
+    rate: Option<u32>,
+    /// Names this process as the holder of its replays' leases.
+    owner: String,
+}
+
+/// The runner's tasks, to wait for at shutdown.
+pub struct ReplayTasks {
+    poller: JoinHandle<()>,
+    runs: TaskTracker,
+}
+
+impl ReplayTasks {
+    /// Waits until every replay this process ran has been handed back (after shutdown).
+    pub async fn finished(self) {
+        self.poller.await.ok();
+        self.runs.close();
+        self.runs.wait().await;
+    }
+}
+
+/// What one batch of a replay came to.
+enum Step {
+    /// Events were scanned: the progress after them, and their delivery jobs.
+    Advanced {
+        /// Where the replay stands after this batch.
+        progress: ReplayProgress,
+        /// One job per replayed event and subscription (none in a dry run).
+        jobs: Vec<NewDelivery>,
+        /// Events of the batch handed to at least one subscription.
+        replayed: u64,
+    },
+    /// The window has no events left.
+    Done,
+}
+
+impl ReplayRunner {
+    /// A runner replaying `events` to `directory`'s subscriptions, keeping its jobs in `replays`.
+    pub fn new(
+        replays: Arc<dyn ReplayStore>,
+        events: Arc<dyn EventStore>,
+        directory: Arc<SubscriptionDirectory>,
+        rate: Option<u32>,
+    ) -> Self {
+        Self {
+            replays,
+            events,
+            directory,
+            rate,
+            owner: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// Takes and runs replays until `shutdown`.
+    pub fn spawn(self, shutdown: CancellationToken) -> ReplayTasks {
+        let runs = TaskTracker::new();
+        let poller = tokio::spawn(poll(Arc::new(self), runs.clone(), shutdown));
+        ReplayTasks { poller, runs }
+    }
+
+    /// Runs one replay until it is done, cancelled, taken over, or the process stops.
+    async fn run(&self, replay: Replay, shutdown: &CancellationToken) {
+        tracing::info!(replay = %replay.id, stream = %replay.stream, dry_run = replay.dry_run, resumed_after = replay.progress.cursor, "replay running");
+        let mut pacer = Pacer::new(if replay.dry_run { None } else { self.rate });
+        let mut progress = replay.progress;
+        loop {
+            if shutdown.is_cancelled() {
+                // Handed back: the next process to look takes it at once.
+                let handed_back = self
+                    .replays
+                    .advance_replay(&replay.id, &self.owner, &progress, &[], Utc::now())
+                    .await;
+                if let Err(err) = handed_back {
+                    tracing::warn!(replay = %replay.id, error = %err, "cannot hand a replay back; it resumes after its lease");
+                }
+                return;
+            }
+            let advanced = match self.step(&replay, progress, &pacer).await {
+                Ok(Step::Done) => {
+                    return self
+                        .finish(&replay, &progress, ReplayStatus::Completed, None)
+                        .await;
+                }
+                Ok(Step::Advanced {
+                    progress: next,
+                    jobs,
+                    replayed,
+                }) => {
+                    pacer.take(replayed).await;
+                    let leased_until = Utc::now() + LEASE;
+                    self.replays
+                        .advance_replay(&replay.id, &self.owner, &next, &jobs, leased_until)
+                        .await
+                        .map(|held| held.then_some(next))
+                }
+                Err(err) => Err(err),
+            };
+            match advanced {
+                Ok(Some(next)) => progress = next,
+                Ok(None) => {
+                    tracing::info!(replay = %replay.id, "replay stopped: cancelled or taken over");
+                    return;
+                }
+                // The batch is done again from the last recorded position.
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(replay = %replay.id, error = %err, "replay waits for the store");
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORE_WAIT) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Err(err) => {
+                    let error = err.to_string();
+                    return self
+                        .finish(&replay, &progress, ReplayStatus::Failed, Some(&error))
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Reads the next batch of events after `progress` and plans their deliveries.
+    async fn step(
+        &self,
+        replay: &Replay,
+        mut progress: ReplayProgress,
+        pacer: &Pacer,
+    ) -> Result<Step, StoreError> {
+        let range = TimeRange {
+            stream: Some(replay.stream.clone()),
+            start: replay.start_time,
+            end: replay.end_time,
+        };
+        let batch = self
+            .events
+            .scan(&range, progress.cursor, pacer.batch(SCAN_BATCH))
+            .await?;
+        let Some(last) = batch.last() else {
+            return Ok(Step::Done);
+        };
+        progress.cursor = last
+            .metadata
+            .sequence
+            .filter(|seq| *seq > progress.cursor)
+            .ok_or_else(|| StoreError::Corrupt {
+                id: last.id().to_string(),
+                reason: "scanned without a sequence past the replay's position".into(),
+            })?;
+        let targets = self.targets(replay).await?;
+        let mut jobs = Vec::new();
+        let mut replayed = 0;
+        for event in batch.iter().filter(|e| replay.selects(e.event_type())) {
+            progress.matched += 1;
+            let before = jobs.len();
+            jobs.extend(jobs_for(replay, event, &targets));
+            if jobs.len() > before {
+                replayed += 1;
+            }
+        }
+        progress.replayed += replayed;
+        progress.deliveries += jobs.len() as u64;
+        if replay.dry_run {
+            jobs.clear();
+        }
+        Ok(Step::Advanced {
+            progress,
+            jobs,
+            replayed,
+        })
+    }
+
+    /// The enabled subscriptions the replay delivers to: every one, or the one it names.
+    async fn targets(&self, replay: &Replay) -> Result<Vec<Subscription>, StoreError> {
+        Ok(self
+            .directory
+            .all()
+            .await?
+            .iter()
+            .map(|stored| &stored.subscription)
+            .filter(|s| s.enabled)
+            .filter(|s| replay.subscription_id.as_ref().is_none_or(|id| *id == s.id))
+            .cloned()
+            .collect())
+    }
+
+    async fn finish(
+        &self,
+        replay: &Replay,
+        progress: &ReplayProgress,
+        status: ReplayStatus,
+        error: Option<&str>,
+    ) {
+        tracing::info!(replay = %replay.id, status = status.as_str(), matched = progress.matched, replayed = progress.replayed, deliveries = progress.deliveries, error, "replay finished");
+        if let Err(err) = self
+            .replays
+            .finish_replay(&replay.id, &self.owner, progress, status, error)
+            .await
+        {
+            tracing::warn!(replay = %replay.id, error = %err, "cannot record the end of a replay; it runs again after its lease");
+        }
+    }
+}
+
+/// The delivery jobs of one replayed event: one per target subscribed to its type.
+fn jobs_for<'a>(
+    replay: &'a Replay,
+    event: &'a Event,
+    targets: &'a [Subscription],
+) -> impl Iterator<Item = NewDelivery> + 'a {
+    let now = Utc::now();
+    targets
+        .iter()
+        .filter(|s| s.matches(event.event_type()))
+        .map(move |s| NewDelivery::new(event.id(), &s.id, now).for_replay(&replay.id))
+}
+
+/// Takes replays from the store while this process has room for them, until `shutdown`.
+async fn poll(runner: Arc<ReplayRunner>, runs: TaskTracker, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_RUNNING));
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            _ = shutdown.cancelled() => return,
+        };
+        let Ok(slot) = slot else { return };
+        let now = Utc::now();
+        match runner
+            .replays
+            .claim_replay(&runner.owner, now, now + LEASE)
+            .await
+        {
+            Ok(Some(replay)) => {
+                let runner = runner.clone();
+                let shutdown = shutdown.clone();
+                runs.spawn(async move {
+                    runner.run(replay, &shutdown).await;
+                    drop(slot);
+                });
+                // There may be more waiting.
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot look for replays to run"),
+        }
+        drop(slot);
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
