@@ -329,6 +329,68 @@ async fn store_lists_with_filters_and_pages() {
 }
 
 #[tokio::test]
+async fn store_pages_through_a_type_prefix_and_a_time_window_in_store_order() {
+    for backend in backends().await {
+        let store = &backend.store;
+        let name = &backend.name;
+        // Interleaved types of one family, and others around them; more events than a small
+        // time window holds, so that both ways of planning a listing are exercised.
+        let types = [
+            "order.created",
+            "order.updated",
+            "order.shipped",
+            "user.login",
+            "orders.x",
+        ];
+        let events: Vec<Event> = (0..2500)
+            .map(|n| {
+                let mut event = event(types[n % types.len()], "shop", &format!("e{n}"), 0);
+                event.envelope.time += chrono::Duration::seconds(n as i64);
+                event
+            })
+            .collect();
+        store.append(events).await.unwrap();
+        let expected: Vec<String> = (0..2500)
+            .rev()
+            .filter(|n| types[n % types.len()].starts_with("order."))
+            .map(|n| format!("e{n}"))
+            .collect();
+        let page_of = |cursor, offset, start: Option<i64>| EventQuery {
+            event_type: Some(TypeFilter::parse("order.*")),
+            limit: 400,
+            offset,
+            cursor,
+            start_time: start.map(|s| {
+                Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
+            }),
+            ..EventQuery::default()
+        };
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.list(&page_of(cursor, 0, None)).await.unwrap();
+            seen.extend(page.events.into_iter().map(|e| e.envelope.id));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, expected, "{name}: every page by cursor, newest first");
+        let skipped = store.list(&page_of(None, 1000, None)).await.unwrap();
+        let ids: Vec<String> = skipped.events.into_iter().map(|e| e.envelope.id).collect();
+        assert_eq!(ids, expected[1000..1400], "{name}: a page at an offset");
+        // The last 100 seconds: a small window, read through the time index.
+        let recent = store.list(&page_of(None, 0, Some(2400))).await.unwrap();
+        let ids: Vec<String> = recent.events.into_iter().map(|e| e.envelope.id).collect();
+        assert_eq!(ids, expected[..60], "{name}: a small time window");
+        // All but the first 100 seconds: a large one.
+        let most = store.list(&page_of(None, 0, Some(100))).await.unwrap();
+        let ids: Vec<String> = most.events.into_iter().map(|e| e.envelope.id).collect();
+        assert_eq!(ids, expected[..400], "{name}: a large time window");
+    }
+}
+
+#[tokio::test]
 async fn store_scans_time_ranges_and_tracks_the_outbox() {
     for backend in backends().await {
         let store = &backend.store;

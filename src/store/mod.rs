@@ -11,6 +11,7 @@ mod replay_postgres;
 mod replay_rows;
 mod replay_sqlite;
 mod sqlite;
+mod sqlite_list;
 
 use std::collections::HashSet;
 

@@ -7,9 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
-use super::query::prefix_end;
-use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
+use super::batch::{decode_event, decode_rows, encode_event, outcomes, plan};
+use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange};
 use crate::broker::EmbeddedBroker;
 use crate::events::Event;
 use crate::sqlite::SqliteDb;
@@ -180,45 +179,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        let mut select = QueryBuilder::<Sqlite>::new("SELECT seq, body FROM events WHERE 1 = 1");
-        match &query.event_type {
-            Some(TypeFilter::Exact(exact)) => {
-                select.push(" AND type = ").push_bind(exact.clone());
-            }
-            Some(TypeFilter::Prefix(prefix)) if !prefix.is_empty() => {
-                // A range over the type index (BINARY collation: byte order).
-                select.push(" AND type >= ").push_bind(prefix.clone());
-                if let Some(end) = prefix_end(prefix) {
-                    select.push(" AND type < ").push_bind(end);
-                }
-            }
-            Some(TypeFilter::Prefix(_)) | None => {}
-        }
-        for (column, value) in query.equality_filters() {
-            select
-                .push(format!(" AND {column} = "))
-                .push_bind(value.to_string());
-        }
-        if let Some(start) = query.start_time {
-            select
-                .push(" AND time_us >= ")
-                .push_bind(start.timestamp_micros());
-        }
-        if let Some(end) = query.end_time {
-            select
-                .push(" AND time_us < ")
-                .push_bind(end.timestamp_micros());
-        }
-        if let Some(cursor) = query.cursor {
-            select.push(" AND seq < ").push_bind(cursor.0);
-        }
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(query.limit) + 1)
-            .push(" OFFSET ")
-            .push_bind(i64::from(query.offset));
-        let rows = select.build_query_as().fetch_all(&self.db.reader).await?;
-        page(rows, query.limit)
+        super::sqlite_list::list(&self.db.reader, query).await
     }
 
     async fn scan(
