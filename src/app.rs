@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiContext, Probes};
+use crate::api::{self, Access, ApiContext, Probes, RateLimiter};
 use crate::broker::{Broker, BrokerError, EmbeddedBroker, RedisBroker};
 use crate::config::{Config, is_postgres_url, redact_url};
 use crate::delivery::{
@@ -284,6 +284,7 @@ pub async fn start(
         broker: backends.broker.clone(),
         metrics: metrics::install(),
         runs_worker: role.worker,
+        metrics_key: Arc::new(config.metrics_api_key.clone()),
     };
     let mut producer_tasks = None;
     let mut shared_producer = None;
@@ -312,7 +313,18 @@ pub async fn start(
             max_batch_events: config.max_batch_events,
             allow_private_webhooks: config.webhook_allow_private_networks,
         };
-        api::router(ctx, probes, config.max_body_bytes)
+        let access = Access {
+            keys: config.api_keys.clone(),
+            limiter: config
+                .rate_limit
+                .map(|(per_second, burst)| RateLimiter::new(per_second, burst)),
+        };
+        if access.keys.is_empty() {
+            tracing::warn!(
+                "API_KEYS is not set: the API is open to anyone who can reach it (allowed outside production)"
+            );
+        }
+        api::router(ctx, access, probes, config.max_body_bytes)
     } else {
         api::probe_router(probes)
     };

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::api::keys::ApiKeys;
+
 /// A configuration value that cannot be used; the message names the variable and the expected form.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid configuration: {name}={value:?}: expected {expected}")]
@@ -55,6 +57,26 @@ pub const SETTINGS: &[Setting] = &[
         name: "API_PORT",
         default: "8000",
         description: "Port the HTTP API listens on (a worker process: its health probes and metrics)",
+    },
+    Setting {
+        name: "API_KEYS",
+        default: "",
+        description: "API keys, comma-separated: KEY, NAME=KEY or NAME=KEY[SCOPE+SCOPE] with scopes events:write, events:read, admin (required with APP_ENV=production; unset: the API is open)",
+    },
+    Setting {
+        name: "METRICS_API_KEY",
+        default: "",
+        description: "Bearer token /metrics asks for (unset: /metrics is open)",
+    },
+    Setting {
+        name: "RATE_LIMIT_PER_SEC",
+        default: "0",
+        description: "Requests per second each API key may make (0: no limit)",
+    },
+    Setting {
+        name: "RATE_LIMIT_BURST",
+        default: "",
+        description: "Requests an API key may make at once above its rate (default: twice RATE_LIMIT_PER_SEC)",
     },
     Setting {
         name: "DATABASE_URL",
@@ -260,6 +282,12 @@ pub struct Config {
     pub replay_rate: Option<u32>,
     /// Longest window one replay may cover.
     pub replay_max_window: Duration,
+    /// Who may call the API (API_KEYS); none leaves it open.
+    pub api_keys: ApiKeys,
+    /// The token `/metrics` asks for (METRICS_API_KEY); none leaves it open.
+    pub metrics_api_key: ApiKeys,
+    /// Requests a second and burst per API key; `None` for no limit.
+    pub rate_limit: Option<(u32, u32)>,
     /// Connect and total timeout of a webhook request.
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may lead to non-public addresses.
@@ -434,6 +462,14 @@ impl Config {
                 |v| millis(v, 100, 300_000),
             )?,
             webhook_allow_private_networks: false,
+            api_keys: ApiKeys::parse(&vars.raw("API_KEYS")).map_err(|err| {
+                invalid("API_KEYS", "<hidden>", &format!("a list of keys ({err})"))
+            })?,
+            metrics_api_key: match vars.raw("METRICS_API_KEY").trim() {
+                "" => ApiKeys::default(),
+                key => ApiKeys::single("metrics", key),
+            },
+            rate_limit: None,
             breaker_failure_threshold: vars.parse(
                 "BREAKER_FAILURE_THRESHOLD",
                 "a whole number from 1 to 1000",
@@ -450,6 +486,33 @@ impl Config {
                 |v| v.parse().ok().filter(|n| (1..=1000).contains(n)),
             )?,
         };
+        let per_second = vars.parse(
+            "RATE_LIMIT_PER_SEC",
+            "a whole number of requests per second from 0 to 1000000",
+            |v| v.parse::<u32>().ok().filter(|n| *n <= 1_000_000),
+        )?;
+        if per_second > 0 {
+            let burst = match vars.raw("RATE_LIMIT_BURST").trim() {
+                "" => per_second.saturating_mul(2),
+                _ => vars.parse(
+                    "RATE_LIMIT_BURST",
+                    "a whole number of requests from 1 to 10000000",
+                    |v| {
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|n| (1..=10_000_000).contains(n))
+                    },
+                )?,
+            };
+            config.rate_limit = Some((per_second, burst));
+        }
+        if config.app_env == AppEnv::Production && config.api_keys.is_empty() {
+            return Err(invalid(
+                "API_KEYS",
+                "",
+                "at least one key when APP_ENV=production (the API would be open to anyone)",
+            ));
+        }
         // Private networks are open to webhooks in development unless the variable says otherwise.
         config.webhook_allow_private_networks =
             match vars.raw("WEBHOOK_ALLOW_PRIVATE_NETWORKS").trim() {
@@ -619,12 +682,48 @@ mod tests {
                 .webhook_allow_private_networks
         };
         assert!(allowed(&[]));
-        assert!(!allowed(&[("APP_ENV", "production")]));
+        assert!(!allowed(&[("APP_ENV", "production"), ("API_KEYS", "k")]));
         assert!(allowed(&[
-            ("APP_ENV", "production"),
+            ("APP_ENV", "staging"),
             ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
         ]));
         assert!(!allowed(&[("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "false")]));
+    }
+
+    #[test]
+    fn production_needs_api_keys_and_a_bad_list_is_refused_without_showing_it() {
+        let err = Config::from_map(&HashMap::from([("APP_ENV", "production")])).unwrap_err();
+        assert_eq!(err.name, "API_KEYS");
+        assert!(err.to_string().contains("APP_ENV=production"), "{err}");
+        let keys = [
+            ("APP_ENV", "production"),
+            ("API_KEYS", "ops=sk_live_1[root]"),
+        ];
+        let err = Config::from_map(&keys.into_iter().collect()).unwrap_err();
+        assert_eq!(err.name, "API_KEYS");
+        assert!(!err.to_string().contains("sk_live_1"), "{err}");
+        let keys = [("APP_ENV", "production"), ("API_KEYS", "sk_live_1")];
+        let config = Config::from_map(&keys.into_iter().collect()).unwrap();
+        assert!(config.api_keys.find("sk_live_1").is_some());
+        assert!(
+            !format!("{config:?}").contains("sk_live_1"),
+            "Debug hides keys"
+        );
+    }
+
+    #[test]
+    fn rate_limits_default_their_burst_to_twice_the_rate() {
+        let limited = |pairs: &[(&str, &str)]| {
+            Config::from_map(&pairs.iter().copied().collect())
+                .unwrap()
+                .rate_limit
+        };
+        assert_eq!(limited(&[]), None);
+        assert_eq!(limited(&[("RATE_LIMIT_PER_SEC", "50")]), Some((50, 100)));
+        assert_eq!(
+            limited(&[("RATE_LIMIT_PER_SEC", "50"), ("RATE_LIMIT_BURST", "5")]),
+            Some((50, 5))
+        );
     }
 
     #[test]

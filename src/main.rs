@@ -114,7 +114,16 @@ fn client(args: &RemoteArgs, config: &Config) -> anyhow::Result<remote::Remote> 
         };
         format!("http://{host}:{}", config.api_port)
     });
-    remote::Remote::new(&url, args.json)
+    let api_key = args
+        .api_key
+        .clone()
+        .or_else(|| std::env::var("EVENTFLOW_API_KEY").ok())
+        .filter(|key| !key.is_empty())
+        .or_else(|| {
+            let key = config.api_keys.for_client()?;
+            Some(key.secret().to_string())
+        });
+    remote::Remote::new(&url, args.json, api_key)
 }
 
 /// `db prune`: deletes (or with `dry_run` counts) what RETENTION_DAYS no longer keeps.

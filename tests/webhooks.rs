@@ -178,7 +178,7 @@ async fn invalid_subscriptions_get_clear_4xx_problems() {
 
 #[tokio::test]
 async fn outside_development_private_webhook_urls_are_refused() {
-    let server = TestServer::start_with(&[("APP_ENV", "production")], Vec::new()).await;
+    let server = TestServer::start_with(&[("APP_ENV", "staging")], Vec::new()).await;
     for url in [
         "http://127.0.0.1:8080/hook",
         "http://169.254.169.254/latest/meta-data",
@@ -198,7 +198,7 @@ async fn outside_development_private_webhook_urls_are_refused() {
     }
     let allowed = TestServer::start_with(
         &[
-            ("APP_ENV", "production"),
+            ("APP_ENV", "staging"),
             ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
         ],
         Vec::new(),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use super::keys::ApiKeys;
 use crate::broker::Broker;
 use crate::config::AppEnv;
 use crate::store::EventStore;
@@ -32,6 +33,8 @@ pub struct Probes {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether this process runs a worker: readiness then needs the broker too.
     pub runs_worker: bool,
+    /// The token /metrics asks for (METRICS_API_KEY); none leaves it open.
+    pub metrics_key: Arc<ApiKeys>,
 }
 
 /// The process's basic facts.

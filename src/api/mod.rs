@@ -1,12 +1,15 @@
 //! The HTTP API: routes, shared state, and the middleware every request passes.
 
+mod auth;
 pub mod correlation;
 mod dlq;
 mod events;
 mod health;
+pub mod keys;
 mod openapi;
 mod paging;
 pub mod problem;
+mod rate_limit;
 mod replays;
 mod subscriptions;
 
@@ -28,8 +31,10 @@ use crate::replay::ReplayStore;
 use crate::store::EventStore;
 use problem::{ApiError, PROBLEM_JSON};
 
+pub use auth::Access;
 pub use health::Probes;
 pub use openapi::ApiDoc;
+pub use rate_limit::RateLimiter;
 
 /// What the endpoints share.
 pub struct ApiContext {
@@ -68,8 +73,9 @@ pub fn path_segment(text: &str) -> String {
     encoded
 }
 
-/// The complete router of an API process: API, health, metrics, OpenAPI document and docs page.
-pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router {
+/// The complete router of an API process: API (behind `access`), health, metrics, OpenAPI
+/// document and docs page.
+pub fn router(ctx: ApiContext, access: Access, probes: Probes, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route(
             "/api/v1/events",
@@ -105,7 +111,11 @@ pub fn router(ctx: ApiContext, probes: Probes, max_body_bytes: usize) -> Router 
             "/api/v1/dlq/{message_id}/retry",
             post(dlq::retry_dead_letter),
         )
-        .with_state(Arc::new(ctx));
+        .with_state(Arc::new(ctx))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            auth::authorize,
+        ));
     let app = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(api)
@@ -119,13 +129,20 @@ pub fn probe_router(probes: Probes) -> Router {
     with_problems_and_correlation(probe_routes(probes))
 }
 
-/// Health, readiness and metrics.
+/// Health, readiness and metrics (behind METRICS_API_KEY when set).
 fn probe_routes(probes: Probes) -> Router {
+    let metrics_key = probes.metrics_key.clone();
     Router::new()
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+        .route(
+            "/metrics",
+            get(health::metrics).layer(axum::middleware::from_fn_with_state(
+                metrics_key,
+                auth::authorize_metrics,
+            )),
+        )
         .with_state(Arc::new(probes))
 }
 

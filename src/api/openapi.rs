@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 /// EventFlow's API description, served at `/openapi.json` and rendered at `/docs`.
 #[derive(OpenApi)]
@@ -34,6 +35,8 @@ use utoipa::OpenApi;
         super::health::ready,
         super::health::metrics,
     ),
+    modifiers(&ApiKeySecurity),
+    security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "events", description = "Ingest and query events"),
         (name = "subscriptions", description = "Webhook subscriptions and their delivery log"),
@@ -43,3 +46,27 @@ use utoipa::OpenApi;
     )
 )]
 pub struct ApiDoc;
+
+/// Declares how API keys are sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+struct ApiKeySecurity;
+
+impl Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from API_KEYS (scopes: events:write, events:read, admin)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}

@@ -39,12 +39,21 @@ pub enum ApiError {
     /// The request is well-formed JSON but its content is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// No API key, or one that is not valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The API key lacks the scope the request needs.
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing is at this address.
     #[error("{0}")]
     NotFound(String),
     /// The request clashes with stored state.
     #[error("{0}")]
     Conflict(String),
+    /// The caller sent more requests than its rate allows; a token is back after this long.
+    #[error("too many requests: the rate limit of this API key is reached; retry in {} ms", .0.as_millis())]
+    TooManyRequests(std::time::Duration),
     /// A dependency is down; retry after the given seconds.
     #[error("{0}")]
     Unavailable(String),
@@ -95,6 +104,13 @@ impl ApiError {
                 "invalid-request",
                 "Invalid request",
             ),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Unavailable(_) => (
@@ -132,8 +148,19 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(self.problem())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if matches!(self, Self::Unavailable(_)) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyRequests(wait) => {
+                // Whole seconds, rounded up: a client never comes back too early.
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

@@ -26,17 +26,20 @@ pub struct Remote {
     base: Url,
     http: reqwest::Client,
     json: bool,
+    /// Sent as a bearer token on every request.
+    api_key: Option<String>,
 }
 
 impl Remote {
-    /// A client of the API at `base` (such as `http://127.0.0.1:8000`).
-    pub fn new(base: &str, json: bool) -> anyhow::Result<Self> {
+    /// A client of the API at `base` (such as `http://127.0.0.1:8000`), sending `api_key`.
+    pub fn new(base: &str, json: bool, api_key: Option<String>) -> anyhow::Result<Self> {
         let base = Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
         install_crypto_provider();
         Ok(Self {
             base,
             http: reqwest::Client::new(),
             json,
+            api_key,
         })
     }
 
@@ -55,6 +58,9 @@ impl Remote {
             }
         }
         let mut request = self.http.request(method, url);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
