@@ -307,6 +307,7 @@ pub async fn start(
             deliveries: backends.deliveries.clone(),
             replays: backends.replays.clone(),
             replay_max_window: config.replay_max_window,
+            rotation_overlap: config.rotation_overlap,
             broker: backends.broker.clone(),
             directory: directory.clone(),
             router: router.clone(),

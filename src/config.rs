@@ -184,6 +184,11 @@ pub const SETTINGS: &[Setting] = &[
         description: "Allow webhook URLs on loopback, private and link-local addresses (default: only with APP_ENV=development)",
     },
     Setting {
+        name: "ROTATION_OVERLAP",
+        default: "24h",
+        description: "How long a rotated-out webhook secret keeps signing deliveries next to the new one (seconds, or 90m, 24h, 7d; 0: not at all)",
+    },
+    Setting {
         name: "BREAKER_FAILURE_THRESHOLD",
         default: "5",
         description: "Consecutive failed deliveries that open a subscription's circuit breaker",
@@ -292,6 +297,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may lead to non-public addresses.
     pub webhook_allow_private_networks: bool,
+    /// How long a rotated-out webhook secret keeps signing.
+    pub rotation_overlap: Duration,
     /// Failures that open a subscription's circuit.
     pub breaker_failure_threshold: u32,
     /// How long an open circuit waits.
@@ -462,6 +469,11 @@ impl Config {
                 |v| millis(v, 100, 300_000),
             )?,
             webhook_allow_private_networks: false,
+            rotation_overlap: vars.parse(
+                "ROTATION_OVERLAP",
+                "a duration up to 30d, such as 3600, 90m, 24h or 0",
+                |v| parse_duration(v).filter(|d| d.as_secs() <= 30 * 86_400),
+            )?,
             api_keys: ApiKeys::parse(&vars.raw("API_KEYS")).map_err(|err| {
                 invalid("API_KEYS", "<hidden>", &format!("a list of keys ({err})"))
             })?,

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, EntryId, RedisBroker, StreamMessage};
 use eventflow::delivery::{
     AttemptRecord, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob, DeliveryStore,
-    NewDelivery, NextStep, StoredSubscription, Subscription,
+    NewDelivery, NextStep, PreviousSecret, StoredSubscription, Subscription,
 };
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::{Replay, ReplayProgress, ReplayStatus, ReplayStore};
@@ -745,6 +745,7 @@ fn subscription(name: &str) -> StoredSubscription {
             updated_at: at(0),
         },
         secret: "whsec_dGVzdA==".into(),
+        previous: None,
     }
 }
 
@@ -787,6 +788,11 @@ async fn delivery_store_keeps_subscriptions() {
 
         stored.subscription.name = "renamed".into();
         stored.secret = "another secret".into();
+        // A rotation keeps the previous secret, with the end of its overlap.
+        stored.previous = Some(PreviousSecret {
+            secret: "whsec_dGVzdA==".into(),
+            until: at(3600),
+        });
         stored.subscription.updated_at = at(1);
         assert!(store.update_subscription(&stored).await.unwrap(), "{name}");
         assert_eq!(

@@ -662,3 +662,91 @@ async fn a_restart_in_the_middle_of_a_retry_schedule_resumes_it() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.count(), 2);
 }
+
+#[tokio::test]
+async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
+    let server = TestServer::start_with(&[("ROTATION_OVERLAP", "2s")], Vec::new()).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let created = server.subscribe(&receiver.url, &["user.*"]).await;
+    let id = created["id"].as_str().unwrap();
+    let old = created["secret"].as_str().unwrap().to_string();
+    let rotate = format!("/api/v1/subscriptions/{id}/secret/rotate");
+    let (status, rotated) = server.call("POST", &rotate, None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert!(new.starts_with("whsec_") && new != old, "{rotated}");
+    assert!(rotated["previous_secret_until"].is_string(), "{rotated}");
+    let (_, shown) = server
+        .call("GET", &format!("/api/v1/subscriptions/{id}"), None)
+        .await;
+    assert!(
+        !shown.to_string().contains("whsec_"),
+        "secrets are never shown: {shown}"
+    );
+
+    // The n-th delivery of a new user event.
+    let deliver = |n: usize| {
+        let (server, receiver) = (&server, &receiver);
+        async move {
+            let event =
+                json!({"type": "user.noticed", "source": "api", "data": {"user_id": "usr_1"}});
+            assert_eq!(
+                server.post_json("/api/v1/events", &event).await.status(),
+                201
+            );
+            assert!(eventually(WAIT, || async { receiver.count() == n }).await);
+            receiver.received()[n - 1].clone()
+        }
+    };
+    let during = deliver(1).await;
+    assert_eq!(during.header("webhook-signature").split(' ').count(), 2);
+    // After the overlap, only the new secret signs.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let after = deliver(2).await;
+    assert_eq!(after.header("webhook-signature").split(' ').count(), 1);
+
+    if python::has_module("standardwebhooks", "standardwebhooks==1.1.0") {
+        // During the overlap a receiver holding either secret verifies the delivery; after it,
+        // the new secret does.
+        let delivery = |received: &common::receiver::Received, secret: &str| {
+            json!({"secret": secret, "raw_secret": false, "id": received.header("webhook-id"),
+                   "timestamp": received.header("webhook-timestamp").parse::<i64>().unwrap(),
+                   "body": received.body, "signature": received.header("webhook-signature")})
+        };
+        let deliveries = json!([
+            delivery(&during, &old),
+            delivery(&during, &new),
+            delivery(&after, &new)
+        ]);
+        let stdout = python::run_script(
+            "standardwebhooks_verify.py",
+            Vec::new(),
+            deliveries.to_string(),
+        )
+        .await;
+        assert!(stdout.contains("verified 3 deliveries: ok"), "{stdout}");
+    }
+
+    // A given secret is used and not echoed; bad requests are problems.
+    let (status, given) = server
+        .call(
+            "POST",
+            &rotate,
+            Some(&json!({"secret": "another-webhook-secret"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{given}");
+    assert!(given.get("secret").is_none(), "{given}");
+    let (status, _) = server
+        .call("POST", &rotate, Some(&json!({"secret": "x\u{0}y"})))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = server
+        .call("POST", &rotate, Some(&json!({"key": "v"})))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = server
+        .call("POST", "/api/v1/subscriptions/nope/secret/rotate", None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiContext;
 use super::paging;
-use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json};
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_optional_json};
 use crate::broker::StreamMessage;
 use crate::delivery::{DeadLetter, DeadLetterKind, DeadLetterQuery};
 use crate::observability::metrics;
@@ -136,11 +136,7 @@ pub async fn retry_dead_letters(
     State(ctx): State<Arc<ApiContext>>,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Requeued>), ApiError> {
-    let filter: DeadLetterFilter = if body.is_empty() {
-        DeadLetterFilter::default()
-    } else {
-        decode_json(&body)?
-    };
+    let filter: DeadLetterFilter = decode_optional_json(&body)?;
     let mut left = filter.limit.unwrap_or(MAX_BULK);
     if !(1..=MAX_BULK).contains(&left) {
         return Err(ApiError::Invalid(format!(

@@ -46,6 +46,8 @@ pub struct ApiContext {
     pub deliveries: Arc<dyn DeliveryStore>,
     /// Replay jobs.
     pub replays: Arc<dyn ReplayStore>,
+    /// ROTATION_OVERLAP: how long a rotated-out secret keeps signing.
+    pub rotation_overlap: std::time::Duration,
     /// REPLAY_MAX_WINDOW.
     pub replay_max_window: std::time::Duration,
     /// Takes retried dead letters of event handlers back.
@@ -96,6 +98,10 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, max_body_bytes: u
             get(subscriptions::get_subscription)
                 .patch(subscriptions::update_subscription)
                 .delete(subscriptions::delete_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/secret/rotate",
+            post(subscriptions::rotate_secret),
         )
         .route(
             "/api/v1/subscriptions/{id}/deliveries",

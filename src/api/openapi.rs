@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         super::subscriptions::get_subscription,
         super::subscriptions::update_subscription,
         super::subscriptions::delete_subscription,
+        super::subscriptions::rotate_secret,
         super::subscriptions::list_deliveries,
         super::dlq::list_dead_letters,
         super::dlq::get_dead_letter,

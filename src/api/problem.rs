@@ -280,6 +280,15 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Like [`decode_json`], with `T`'s default for an empty body (everything in it is optional).
+pub fn decode_optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        decode_json(body)
+    }
+}
+
 /// Parses a JSON body, reporting where it breaks.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     serde_json::from_slice(body)

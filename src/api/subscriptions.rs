@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::paging;
-use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json};
+use super::problem::{
+    ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json, decode_optional_json,
+};
 use super::{ApiContext, path_segment};
 use crate::delivery::{
-    DeliveryAttempt, GuardError, SigningSecret, StoredSubscription, Subscription,
+    DeliveryAttempt, GuardError, PreviousSecret, SigningSecret, StoredSubscription, Subscription,
     validate_patterns, vet_webhook_url,
 };
 
@@ -72,6 +74,26 @@ pub struct CreatedSubscription {
     /// The generated signing secret: shown this once, when none was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+}
+
+/// A secret rotation: the new secret, or none to have one generated.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRotation {
+    /// The new signing secret (`whsec_` and base64, or any string); generated when absent.
+    secret: Option<String>,
+}
+
+/// What a rotation did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The generated secret: shown this once, when none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    /// Until when deliveries also carry a signature with the previous secret (absent when
+    /// ROTATION_OVERLAP is 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_until: Option<chrono::DateTime<Utc>>,
 }
 
 /// Every subscription.
@@ -132,6 +154,7 @@ pub async fn create_subscription(
             updated_at: now,
         },
         secret,
+        previous: None,
     };
     validate(&ctx, &stored, true).await?;
     ctx.deliveries.insert_subscription(&stored).await?;
@@ -234,14 +257,55 @@ pub async fn update_subscription(
     }
     subscription.updated_at = now_in_micros();
     if let Some(secret) = changes.secret {
+        // Replaced at once; a rotation keeps the previous secret signing for a while.
         stored.secret = secret;
+        stored.previous = None;
     }
-    validate(&ctx, &stored, url_changed).await?;
-    if !ctx.deliveries.update_subscription(&stored).await? {
-        return Err(not_found(&id));
-    }
-    ctx.directory.invalidate();
+    save(&ctx, &stored, url_changed).await?;
     Ok(Json(stored.subscription))
+}
+
+/// Rotates a subscription's signing secret: deliveries are signed with the new secret at once,
+/// and for ROTATION_OVERLAP also with the previous one (two space-separated signatures, as
+/// Standard Webhooks allows), so that the receiver can switch without losing a delivery.
+#[utoipa::path(
+    post, path = "/api/v1/subscriptions/{id}/secret/rotate", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body(content = SecretRotation, description = "Optional: the new secret"),
+    responses(
+        (status = 200, description = "Rotated", body = RotatedSecret),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid secret", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rotate_secret(
+    State(ctx): State<Arc<ApiContext>>,
+    ApiPath(id): ApiPath<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<RotatedSecret>, ApiError> {
+    let rotation: SecretRotation = decode_optional_json(&body)?;
+    let mut stored = find(&ctx, &id).await?;
+    let generated = rotation.secret.is_none().then(SigningSecret::generate);
+    let secret = rotation
+        .secret
+        .or_else(|| generated.clone())
+        .unwrap_or_default();
+    let now = now_in_micros();
+    let overlap = chrono::Duration::from_std(ctx.rotation_overlap).unwrap_or_default();
+    let previous = std::mem::replace(&mut stored.secret, secret);
+    stored.previous = (overlap > chrono::Duration::zero()).then(|| PreviousSecret {
+        secret: previous,
+        until: now + overlap,
+    });
+    stored.subscription.updated_at = now;
+    save(&ctx, &stored, false).await?;
+    tracing::info!(subscription = %id, "signing secret rotated");
+    Ok(Json(RotatedSecret {
+        secret: generated,
+        previous_secret_until: stored.previous.map(|previous| previous.until),
+    }))
 }
 
 /// Deletes a subscription, its pending deliveries and its delivery log.
@@ -290,6 +354,21 @@ pub async fn list_deliveries(
         attempts: page.attempts,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
+}
+
+/// Validates and stores a changed subscription (its URL checked again when `url_changed`).
+async fn save(
+    ctx: &ApiContext,
+    stored: &StoredSubscription,
+    url_changed: bool,
+) -> Result<(), ApiError> {
+    validate(ctx, stored, url_changed).await?;
+    let id = &stored.subscription.id;
+    if !ctx.deliveries.update_subscription(stored).await? {
+        return Err(not_found(id));
+    }
+    ctx.directory.invalidate();
+    Ok(())
 }
 
 async fn find(ctx: &ApiContext, id: &str) -> Result<StoredSubscription, ApiError> {

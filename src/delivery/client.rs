@@ -27,8 +27,8 @@ pub struct WebhookRequest<'a> {
     pub url: &'a str,
     /// The delivery id (`webhook-id`), the same on every attempt.
     pub webhook_id: &'a str,
-    /// The subscription's secret.
-    pub secret: &'a SigningSecret,
+    /// The subscription's secrets: the current one, and the previous one during a rotation.
+    pub secrets: &'a [SigningSecret],
     /// The CloudEvent as JSON.
     pub body: Bytes,
     /// The event's correlation id.
@@ -80,9 +80,13 @@ impl WebhookClient {
     pub async fn send(&self, request: WebhookRequest<'_>) -> Result<u16, Failure> {
         self.check_literal_host(request.url)?;
         let timestamp = Utc::now().timestamp();
+        // One signature per secret, space-separated, as Standard Webhooks allows.
         let signature = request
-            .secret
-            .sign(request.webhook_id, timestamp, &request.body);
+            .secrets
+            .iter()
+            .map(|secret| secret.sign(request.webhook_id, timestamp, &request.body))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut post = self.http.post(request.url);
         if let Some(replay_id) = request.replay_id {
             post = post.header(crate::replay::REPLAY_HEADER, replay_id);

@@ -348,8 +348,12 @@ impl Inner {
         if !subscription.enabled {
             return self.put_off(job, DISABLED_WAIT).await;
         }
-        let secret = match SigningSecret::parse(&stored.secret) {
-            Ok(secret) => secret,
+        let secrets: Result<Vec<SigningSecret>, _> = stored
+            .signing_secrets(Utc::now())
+            .map(SigningSecret::parse)
+            .collect();
+        let secrets = match secrets {
+            Ok(secrets) => secrets,
             Err(err) => {
                 return self
                     .give_up(job, Some(event), &format!("not sent: {err}"))
@@ -373,7 +377,7 @@ impl Inner {
                     .send(WebhookRequest {
                         url: &subscription.webhook_url,
                         webhook_id: &job.id,
-                        secret: &secret,
+                        secrets: &secrets,
                         body: event.body.clone(),
                         correlation_id: &event.correlation_id,
                         replay_id: event.replay_id.as_deref(),

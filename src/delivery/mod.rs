@@ -22,5 +22,7 @@ pub use fanout::WebhookFanout;
 pub use job::{AttemptPage, AttemptRecord, DeliveryAttempt, DeliveryJob, NewDelivery, NextStep};
 pub use signing::{SecretError, SigningSecret};
 pub use store::DeliveryStore;
-pub use subscription::{StoredSubscription, Subscription, pattern_matches, validate_patterns};
+pub use subscription::{
+    PreviousSecret, StoredSubscription, Subscription, pattern_matches, validate_patterns,
+};
 pub use url_guard::{GuardError, is_public, vet_webhook_url};

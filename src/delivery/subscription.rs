@@ -48,6 +48,30 @@ pub struct StoredSubscription {
     pub subscription: Subscription,
     /// The signing secret, as the subscriber gave it (or as generated).
     pub secret: String,
+    /// The secret it replaced in its last rotation, while deliveries still carry its signature.
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A rotated-out secret, still signing deliveries next to the new one until `until`.
+#[derive(Clone, PartialEq)]
+pub struct PreviousSecret {
+    /// The secret.
+    pub secret: String,
+    /// When deliveries stop carrying its signature.
+    pub until: DateTime<Utc>,
+}
+
+impl StoredSubscription {
+    /// The secrets deliveries are signed with at `now`: the current one, then the previous one
+    /// while its overlap lasts.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|previous| previous.until > now)
+            .map(|previous| previous.secret.as_str());
+        std::iter::once(self.secret.as_str()).chain(previous)
+    }
 }
 
 impl std::fmt::Debug for StoredSubscription {
@@ -55,6 +79,7 @@ impl std::fmt::Debug for StoredSubscription {
         f.debug_struct("StoredSubscription")
             .field("subscription", &self.subscription)
             .field("secret", &"…")
+            .field("previous_until", &self.previous.as_ref().map(|p| p.until))
             .finish()
     }
 }

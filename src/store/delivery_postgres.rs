@@ -22,7 +22,9 @@ use crate::delivery::{
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
      disabled_reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
-     (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us FROM subscriptions";
+     (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us, previous_secret, \
+     (extract(epoch FROM previous_secret_until) * 1000000)::bigint AS previous_secret_until_us \
+     FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
      subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
@@ -180,7 +182,8 @@ impl DeliveryStore for PgStore {
             let subscription = &stored.subscription;
             sqlx::query(
                 "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
-                 disabled_reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 disabled_reason, created_at, updated_at, previous_secret, previous_secret_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&subscription.id)
             .bind(&subscription.name)
@@ -191,6 +194,8 @@ impl DeliveryStore for PgStore {
             .bind(&subscription.disabled_reason)
             .bind(subscription.created_at)
             .bind(subscription.updated_at)
+            .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
+            .bind(stored.previous.as_ref().map(|p| p.until))
             .execute(self.pool())
             .await?;
             Ok(())
@@ -226,7 +231,8 @@ impl DeliveryStore for PgStore {
             let subscription = &stored.subscription;
             let result = sqlx::query(
                 "UPDATE subscriptions SET name = $1, event_types = $2, webhook_url = $3, \
-                 secret = $4, enabled = $5, disabled_reason = $6, updated_at = $7 WHERE id = $8",
+                 secret = $4, enabled = $5, disabled_reason = $6, updated_at = $7, \
+                 previous_secret = $8, previous_secret_until = $9 WHERE id = $10",
             )
             .bind(&subscription.name)
             .bind(encode_patterns(subscription))
@@ -235,6 +241,8 @@ impl DeliveryStore for PgStore {
             .bind(subscription.enabled)
             .bind(&subscription.disabled_reason)
             .bind(subscription.updated_at)
+            .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
+            .bind(stored.previous.as_ref().map(|p| p.until))
             .bind(&subscription.id)
             .execute(self.pool())
             .await?;

@@ -7,7 +7,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::StoreError;
 use crate::delivery::{
     AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
-    DeliveryJob, NextStep, StoredSubscription, Subscription,
+    DeliveryJob, NextStep, PreviousSecret, StoredSubscription, Subscription,
 };
 
 /// Status of a job still to be delivered.
@@ -65,6 +65,8 @@ pub(super) struct SubscriptionRow {
     disabled_reason: Option<String>,
     created_us: i64,
     updated_us: i64,
+    previous_secret: Option<String>,
+    previous_secret_until_us: Option<i64>,
 }
 
 impl SubscriptionRow {
@@ -86,6 +88,12 @@ impl SubscriptionRow {
                 updated_at: from_micros(self.updated_us),
             },
             secret: self.secret,
+            previous: self.previous_secret.zip(self.previous_secret_until_us).map(
+                |(secret, until)| PreviousSecret {
+                    secret,
+                    until: from_micros(until),
+                },
+            ),
         })
     }
 }

@@ -33,7 +33,8 @@ const PRUNE_DELIVERIES: [&str; 4] = [
 const INSERT_CHUNK: usize = 1000;
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
-     disabled_reason, created_us, updated_us FROM subscriptions";
+     disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us \
+     FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
      subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
@@ -130,7 +131,8 @@ impl DeliveryStore for SqliteStore {
         let subscription = &stored.subscription;
         sqlx::query(
             "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
-             disabled_reason, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&subscription.id)
         .bind(&subscription.name)
@@ -141,6 +143,8 @@ impl DeliveryStore for SqliteStore {
         .bind(&subscription.disabled_reason)
         .bind(subscription.created_at.timestamp_micros())
         .bind(subscription.updated_at.timestamp_micros())
+        .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
+        .bind(stored.previous.as_ref().map(|p| p.until.timestamp_micros()))
         .execute(&self.db().writer)
         .await?;
         Ok(())
@@ -167,7 +171,8 @@ impl DeliveryStore for SqliteStore {
         let subscription = &stored.subscription;
         let result = sqlx::query(
             "UPDATE subscriptions SET name = ?, event_types = ?, webhook_url = ?, secret = ?, \
-             enabled = ?, disabled_reason = ?, updated_us = ? WHERE id = ?",
+             enabled = ?, disabled_reason = ?, updated_us = ?, previous_secret = ?, \
+             previous_secret_until_us = ? WHERE id = ?",
         )
         .bind(&subscription.name)
         .bind(encode_patterns(subscription))
@@ -176,6 +181,8 @@ impl DeliveryStore for SqliteStore {
         .bind(subscription.enabled)
         .bind(&subscription.disabled_reason)
         .bind(subscription.updated_at.timestamp_micros())
+        .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
+        .bind(stored.previous.as_ref().map(|p| p.until.timestamp_micros()))
         .bind(&subscription.id)
         .execute(&self.db().writer)
         .await?;
