@@ -338,12 +338,13 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
     tracing::info!(%addr, api = role.api, "listening");
-    let stop = shutdown.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let app = api::with_request_timeout(app, config.http_request_timeout);
+    let http_task = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        config.http_idle_timeout,
+        shutdown.clone(),
+    ));
 
     // Workers keep storage bounded (every worker may; the batches do not conflict).
     let retention = config.retention.filter(|_| role.worker).map(|keep| {
@@ -361,7 +362,7 @@ pub async fn start(
 
     let task = tokio::spawn(async move {
         let mut result = match http_task.await {
-            Ok(served) => served.map_err(AppError::Serve),
+            Ok(()) => Ok(()),
             Err(source) => Err(AppError::Panicked {
                 part: "the HTTP server",
                 source,

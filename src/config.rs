@@ -59,6 +59,16 @@ pub const SETTINGS: &[Setting] = &[
         description: "Port the HTTP API listens on (a worker process: its health probes and metrics)",
     },
     Setting {
+        name: "HTTP_IDLE_TIMEOUT",
+        default: "30",
+        description: "Seconds a connection may take to send a request's headers, or stay idle between requests, before it is closed",
+    },
+    Setting {
+        name: "HTTP_REQUEST_TIMEOUT",
+        default: "30",
+        description: "Seconds to receive a request's body and answer it (408 beyond)",
+    },
+    Setting {
         name: "API_KEYS",
         default: "",
         description: "API keys, comma-separated: KEY, NAME=KEY or NAME=KEY[SCOPE+SCOPE] with scopes events:write, events:read, admin (required with APP_ENV=production; unset: the API is open)",
@@ -287,6 +297,10 @@ pub struct Config {
     pub replay_rate: Option<u32>,
     /// Longest window one replay may cover.
     pub replay_max_window: Duration,
+    /// How long a connection may take to send a request's headers, or idle between requests.
+    pub http_idle_timeout: Duration,
+    /// How long receiving a request's body and answering it may take.
+    pub http_request_timeout: Duration,
     /// Who may call the API (API_KEYS); none leaves it open.
     pub api_keys: ApiKeys,
     /// The token `/metrics` asks for (METRICS_API_KEY); none leaves it open.
@@ -469,6 +483,16 @@ impl Config {
                 |v| millis(v, 100, 300_000),
             )?,
             webhook_allow_private_networks: false,
+            http_idle_timeout: vars.parse(
+                "HTTP_IDLE_TIMEOUT",
+                "seconds from 0.1 to 86400, such as 30",
+                |v| seconds(v).filter(|d| *d >= Duration::from_millis(100)),
+            )?,
+            http_request_timeout: vars.parse(
+                "HTTP_REQUEST_TIMEOUT",
+                "seconds from 0.1 to 86400, such as 30",
+                |v| seconds(v).filter(|d| *d >= Duration::from_millis(100)),
+            )?,
             rotation_overlap: vars.parse(
                 "ROTATION_OVERLAP",
                 "a duration up to 30d, such as 3600, 90m, 24h or 0",

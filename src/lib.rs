@@ -18,6 +18,7 @@ pub mod producer;
 pub mod reliability;
 pub mod replay;
 pub mod retention;
+pub mod server;
 pub mod sqlite;
 pub mod store;
 pub mod worker;

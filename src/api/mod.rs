@@ -130,6 +130,19 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, max_body_bytes: u
     with_problems_and_correlation(app)
 }
 
+/// Answers `408` to a request not received and answered within `timeout` (a client trickling
+/// its body, say), so that no request holds its connection for longer.
+pub fn with_request_timeout(router: Router, timeout: std::time::Duration) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::RequestTimeout(timeout).into_response(),
+            }
+        },
+    ))
+}
+
 /// The router of a worker process: health probes and metrics.
 pub fn probe_router(probes: Probes) -> Router {
     with_problems_and_correlation(probe_routes(probes))

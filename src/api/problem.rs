@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The caller sent more requests than its rate allows; a token is back after this long.
     #[error("too many requests: the rate limit of this API key is reached; retry in {} ms", .0.as_millis())]
     TooManyRequests(std::time::Duration),
+    /// The request was not received and answered in time.
+    #[error("the request was not received and answered within {} s", .0.as_secs_f64())]
+    RequestTimeout(std::time::Duration),
     /// A dependency is down; retry after the given seconds.
     #[error("{0}")]
     Unavailable(String),
@@ -112,6 +115,11 @@ impl ApiError {
                 "Too many requests",
             ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -289,8 +297,66 @@ pub fn decode_optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Resul
     }
 }
 
-/// Parses a JSON body, reporting where it breaks.
+/// Deepest nesting of arrays and objects a JSON body may have.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Parses a JSON body, reporting where it breaks; refuses nesting deeper than
+/// [`MAX_JSON_DEPTH`].
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))?;
+    if depth(&value) > MAX_JSON_DEPTH {
+        return Err(ApiError::Invalid(format!(
+            "the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    Ok(value)
+}
+
+/// How deeply arrays and objects nest in `value` (a scalar is 0), without recursion.
+fn depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0)];
+    while let Some((value, level)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        pending.extend(children.map(|child| (child, level + 1)));
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_and_too_deep_bodies_are_refused() {
+        assert_eq!(depth(&serde_json::json!(1)), 0);
+        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": []}]})), 4);
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert!(parse_json(deep.as_bytes()).is_ok());
+        let deeper = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH + 1),
+            "]".repeat(MAX_JSON_DEPTH + 1)
+        );
+        assert!(matches!(
+            parse_json(deeper.as_bytes()),
+            Err(ApiError::Invalid(_))
+        ));
+        // Far deeper: refused by the parser itself, before any work.
+        let abyss = "[".repeat(100_000);
+        assert!(matches!(
+            parse_json(abyss.as_bytes()),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
 }
