@@ -124,7 +124,7 @@ pub async fn retry_dead_letter(
 /// gone or disabled stay.
 #[utoipa::path(
     post, path = "/api/v1/dlq/retry", tag = "dead letters",
-    request_body = DeadLetterFilter,
+    request_body = Option<DeadLetterFilter>,
     responses(
         (status = 202, description = "Back in processing", body = Requeued),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),

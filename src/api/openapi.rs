@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 /// EventFlow's API description, served at `/openapi.json` and rendered at `/docs`.
@@ -69,5 +73,51 @@ impl Modify for ApiKeySecurity {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if path.starts_with("/api/") {
+                    add_access_problems(operation);
+                } else {
+                    // Probes and metrics need no API key (an empty requirement).
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                }
+            }
+        }
+    }
+}
+
+/// The answers every `/api` operation may give besides its own: no or a wrong key, a key
+/// without the scope, too many requests.
+fn add_access_problems(operation: &mut Operation) {
+    let problems = [
+        ("401", "No API key, or one that is not valid"),
+        ("403", "The API key lacks the scope this operation needs"),
+        (
+            "429",
+            "The API key's rate limit is reached; see Retry-After",
+        ),
+    ];
+    for (status, description) in problems {
+        let problem = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert(problem.into());
     }
 }

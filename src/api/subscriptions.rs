@@ -271,7 +271,7 @@ pub async fn update_subscription(
 #[utoipa::path(
     post, path = "/api/v1/subscriptions/{id}/secret/rotate", tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id")),
-    request_body(content = SecretRotation, description = "Optional: the new secret"),
+    request_body(content = Option<SecretRotation>, description = "Optional: the new secret"),
     responses(
         (status = 200, description = "Rotated", body = RotatedSecret),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
