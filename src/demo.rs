@@ -4,32 +4,14 @@
 
 use serde_json::{Value, json};
 
+use crate::dice::Dice;
+
 /// Events a user's journey goes through, in order, before it starts again at `user.login`.
 const JOURNEY: usize = 12;
 /// One event in this many is a system event.
 const SYSTEM_EVERY: u64 = 10;
 /// One event in this many is a user leaving (and a new one signing up in their place).
 const CHURN_EVERY: u64 = 45;
-
-/// A small deterministic random source (xorshift64*), so that a seed gives the same story.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// Where one user is in their journey.
 struct User {
@@ -43,7 +25,7 @@ struct User {
 /// `count` events in the simple JSON form (`type`, `source`, `data`, `metadata`), telling one
 /// coherent story for `seed`.
 pub fn events(count: usize, seed: u64) -> Vec<Value> {
-    let mut dice = Dice(seed | 1);
+    let mut dice = Dice::new(seed);
     let mut next_user = 0;
     let mut new_user = |dice: &mut Dice| {
         next_user += 1;
@@ -89,7 +71,7 @@ fn step(user: &mut User, dice: &mut Dice) -> Value {
                                      "username": id.replace("usr_", "user"), "plan": "free"}),
         ),
         1 => {
-            user.session = format!("sess_{:08x}", dice.next() as u32);
+            user.session = format!("sess_{:08x}", dice.roll() as u32);
             (
                 "user.login",
                 json!({"user_id": id, "session_id": user.session, "method": dice.pick(&["password", "google", "sso"]),
@@ -114,7 +96,7 @@ fn step(user: &mut User, dice: &mut Dice) -> Value {
                                   "referrer": "/pricing", "duration_ms": 1_000 + dice.below(20_000)}),
         ),
         5 => {
-            user.order = format!("ord_{:08x}", dice.next() as u32);
+            user.order = format!("ord_{:08x}", dice.roll() as u32);
             let quantity = 1 + dice.below(3);
             let price = [19.0, 49.0, 99.0][dice.below(3) as usize];
             user.total = price * quantity as f64;
@@ -126,13 +108,13 @@ fn step(user: &mut User, dice: &mut Dice) -> Value {
         }
         6 => (
             "payment.completed",
-            json!({"payment_id": format!("pay_{:08x}", dice.next() as u32), "amount": user.total,
+            json!({"payment_id": format!("pay_{:08x}", dice.roll() as u32), "amount": user.total,
                                           "currency": "EUR", "order_id": user.order, "user_id": id,
                                           "method": dice.pick(&["card", "paypal", "sepa"])}),
         ),
         7 => (
             "notification.sent",
-            json!({"notification_id": format!("ntf_{:08x}", dice.next() as u32),
+            json!({"notification_id": format!("ntf_{:08x}", dice.roll() as u32),
                                           "channel": dice.pick(&["email", "push", "sms"]), "user_id": id,
                                           "template": "order_confirmation"}),
         ),

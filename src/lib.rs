@@ -12,6 +12,7 @@ pub mod broker;
 pub mod config;
 pub mod delivery;
 pub mod demo;
+pub mod dice;
 pub mod events;
 pub mod observability;
 pub mod producer;

@@ -5,23 +5,14 @@
 
 include!("../fuzz/parse_event.rs");
 
+use eventflow::dice::Dice;
+
 /// Mutated inputs tried per corpus file.
 const MUTATIONS: usize = 20_000;
 
-/// A small deterministic random source (xorshift64*), so that a failure reproduces.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+/// A number from 0 to `n - 1`.
+fn roll(dice: &mut Dice, n: usize) -> usize {
+    dice.below(n as u64) as usize
 }
 
 /// Bytes that matter to the parsers: JSON punctuation, escapes, control and multi-byte text.
@@ -52,28 +43,28 @@ const INTERESTING: &[&[u8]] = &[
 
 fn mutate(input: &[u8], dice: &mut Dice) -> Vec<u8> {
     let mut out = input.to_vec();
-    for _ in 0..=dice.below(4) {
-        let at = dice.below(out.len() + 1);
-        match dice.below(6) {
+    for _ in 0..=roll(dice, 4) {
+        let at = roll(dice, out.len() + 1);
+        match roll(dice, 6) {
             0 if !out.is_empty() => {
                 let i = at.min(out.len() - 1);
-                out[i] ^= 1 << dice.below(8);
+                out[i] ^= 1 << roll(dice, 8);
             }
             1 if at < out.len() => {
                 out.remove(at);
             }
             2 => {
-                let piece = INTERESTING[dice.below(INTERESTING.len())];
+                let piece = INTERESTING[roll(dice, INTERESTING.len())];
                 out.splice(at..at, piece.iter().copied());
             }
             3 if !out.is_empty() => {
-                let from = dice.below(out.len());
-                let to = (from + dice.below(64)).min(out.len());
+                let from = roll(dice, out.len());
+                let to = (from + roll(dice, 64)).min(out.len());
                 let chunk = out[from..to].to_vec();
                 out.splice(at..at, chunk);
             }
             4 => out.truncate(at),
-            _ => out.insert(at, dice.next() as u8),
+            _ => out.insert(at, dice.roll() as u8),
         }
     }
     out
@@ -103,9 +94,9 @@ fn random_json(dice: &mut Dice, depth: usize) -> serde_json::Value {
         "order_id",
         "x",
     ];
-    match dice.below(if depth == 0 { 4 } else { 6 }) {
+    match roll(dice, if depth == 0 { 4 } else { 6 }) {
         0 => Value::Null,
-        1 => json!(dice.next() as i64),
+        1 => json!(dice.roll() as i64),
         2 => {
             let texts = [
                 "",
@@ -116,19 +107,19 @@ fn random_json(dice: &mut Dice, depth: usize) -> serde_json::Value {
                 "\u{0}",
                 "order.*",
             ];
-            json!(texts[dice.below(texts.len())])
+            json!(texts[roll(dice, texts.len())])
         }
-        3 => json!(dice.below(2) == 0),
+        3 => json!(roll(dice, 2) == 0),
         4 => Value::Array(
-            (0..dice.below(4))
+            (0..roll(dice, 4))
                 .map(|_| random_json(dice, depth - 1))
                 .collect(),
         ),
         _ => Value::Object(
-            (0..dice.below(8))
+            (0..roll(dice, 8))
                 .map(|_| {
                     (
-                        NAMES[dice.below(NAMES.len())].to_string(),
+                        NAMES[roll(dice, NAMES.len())].to_string(),
                         random_json(dice, depth - 1),
                     )
                 })
@@ -151,7 +142,7 @@ fn the_event_parser_survives_mutated_and_random_input() {
         corpus_dir.display()
     );
     corpus.sort();
-    let mut dice = Dice(0x5eed_1234_abcd_ef01);
+    let mut dice = Dice::new(0x5eed_1234_abcd_ef01);
     for seed in &corpus {
         parse_event(seed);
         for _ in 0..MUTATIONS {
