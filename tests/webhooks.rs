@@ -598,17 +598,8 @@ async fn an_open_circuit_holds_deliveries_without_spending_attempts() {
     let subscription = server.subscribe(&receiver.url, &["*"]).await;
     let id = subscription["id"].as_str().unwrap();
     server.post_event("breaker.test").await;
-    let metrics = || async {
-        let response = server
-            .client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap();
-        response.text().await.unwrap()
-    };
     let open = format!(r#"eventflow_circuit_breaker_state{{subscription="{id}"}} 1"#);
-    assert!(eventually(WAIT, || async { metrics().await.contains(&open) }).await);
+    assert!(eventually(WAIT, || async { server.metrics().await.contains(&open) }).await);
     // Two failures opened it; while it is open the retry waits instead of being attempted.
     assert_eq!(receiver.count(), 2);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -630,7 +621,7 @@ async fn an_open_circuit_holds_deliveries_without_spending_attempts() {
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(dead_letters(&server).await.is_empty());
     let closed = format!(r#"eventflow_circuit_breaker_state{{subscription="{id}"}} 0"#);
-    assert!(metrics().await.contains(&closed));
+    assert!(server.metrics().await.contains(&closed));
 }
 
 #[tokio::test]

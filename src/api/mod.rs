@@ -5,6 +5,7 @@ pub mod correlation;
 mod dlq;
 mod events;
 mod health;
+mod http_metrics;
 pub mod keys;
 mod openapi;
 mod paging;
@@ -165,7 +166,8 @@ fn probe_routes(probes: Probes) -> Router {
         .with_state(Arc::new(probes))
 }
 
-/// What every response gets: problem+json for unknown paths and methods, and a correlation id.
+/// What every response gets: problem+json for unknown paths and methods, request metrics, and a
+/// correlation id.
 fn with_problems_and_correlation(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -177,5 +179,6 @@ fn with_problems_and_correlation(router: Router) -> Router {
             )
                 .into_response()
         })
+        .layer(axum::middleware::from_fn(http_metrics::record))
         .layer(axum::middleware::from_fn(correlation::correlate))
 }

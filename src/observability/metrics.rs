@@ -24,6 +24,8 @@ const CONSUMER_PENDING: &str = "eventflow_consumer_pending";
 const BREAKER_STATE: &str = "eventflow_circuit_breaker_state";
 const WEBHOOK_DELIVERIES: &str = "eventflow_webhook_deliveries_total";
 const WEBHOOK_SECONDS: &str = "eventflow_webhook_delivery_seconds";
+const HTTP_REQUESTS: &str = "eventflow_http_requests_total";
+const HTTP_SECONDS: &str = "eventflow_http_request_duration_seconds";
 
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -49,6 +51,9 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WEBHOOK_SECONDS.into()), LATENCY_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.into()), LATENCY_BUCKETS)
                 })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
@@ -87,6 +92,15 @@ fn describe() {
         WEBHOOK_SECONDS,
         metrics::Unit::Seconds,
         "Duration of one webhook request"
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        HTTP_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its answer, by method and route template"
     );
     describe_histogram!(BATCH_SIZE, "Events per group commit");
     describe_histogram!(
@@ -144,6 +158,14 @@ pub fn webhook_attempt(outcome: &'static str, elapsed: Duration) {
     if !elapsed.is_zero() {
         histogram!(WEBHOOK_SECONDS).record(elapsed.as_secs_f64());
     }
+}
+
+/// Counts and times one answered HTTP request.
+pub fn http_request(method: &'static str, route: &str, status: u16, elapsed: Duration) {
+    let route = route.to_string();
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_SECONDS, "method" => method, "route" => route).record(elapsed.as_secs_f64());
 }
 
 /// Samples the size of the dead-letter queue from the store.

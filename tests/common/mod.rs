@@ -178,6 +178,12 @@ impl TestServer {
         (status, json)
     }
 
+    /// The process's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Subscribes `url` to `event_types`; returns the created subscription (with the secret
     /// when generated).
     pub async fn subscribe(&self, url: &str, event_types: &[&str]) -> Value {
