@@ -1,6 +1,7 @@
 //! Metrics as Prometheus reads them: `promtool check metrics` on a busy process's /metrics, the
-//! contract names present, routes labelled by template; and the shipped dashboards and alert
-//! rules use only metric names the code exports (and pass `promtool check rules`).
+//! contract names present, routes labelled by template; the shipped dashboards and alert rules
+//! use only metric names the code exports (and pass `promtool check rules`); the compose file is
+//! valid by the compose-spec parser and deploys what the stack needs.
 
 mod common;
 
@@ -182,4 +183,16 @@ fn dashboards_and_alerts_use_only_exported_metrics() {
         std::fs::write(&path, config).unwrap();
         promtool(&["check", "config", path.to_str().unwrap()], "");
     }
+}
+
+#[tokio::test]
+async fn the_compose_stack_is_valid_and_complete() {
+    if !common::python::has_module("compose_spec", "compose-spec==0.2.1")
+        || !common::python::has_module("yaml", "pyyaml")
+    {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR").to_string();
+    let stdout = common::python::run_script("compose_check.py", vec![root], String::new()).await;
+    assert!(stdout.contains("6 services valid"), "{stdout}");
 }
