@@ -56,6 +56,7 @@ async fn fill(events: usize) -> anyhow::Result<()> {
                 router: &router,
                 correlation_id: &correlation_id,
                 received_at: time,
+                traceparent: None,
             };
             batch.push(from_simple(value, context)?);
         }

@@ -16,6 +16,7 @@ pub fn parse_event(data: &[u8]) {
         router: &router,
         correlation_id: "fuzz",
         received_at: chrono::DateTime::UNIX_EPOCH,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     };
     if let Ok(value) = eventflow::api::problem::parse_json(data) {
         let _ = from_simple(value.clone(), context);

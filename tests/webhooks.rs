@@ -741,3 +741,52 @@ async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_traceparent_travels_from_ingest_to_the_stored_event_and_the_webhook() {
+    let server = TestServer::start().await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    server.subscribe(&receiver.url, &["user.*"]).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let post = |header: &'static str, event: Value| {
+        let request = server
+            .client
+            .post(server.url("/api/v1/events"))
+            .header("traceparent", header)
+            .header("x-correlation-id", "trace-test")
+            .json(&event);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let event = json!({"type": "user.traced", "source": "api", "data": {"user_id": "usr_1"}});
+    let stored = post(traceparent, event.clone()).await;
+    assert_eq!(stored["traceparent"], traceparent, "{stored}");
+    assert!(eventually(WAIT, || async { receiver.count() == 1 }).await);
+    let delivered = &receiver.received()[0];
+    assert_eq!(delivered.header("traceparent"), traceparent);
+    assert_eq!(delivered.header("x-correlation-id"), "trace-test");
+    assert_eq!(delivered.json()["traceparent"], traceparent);
+
+    // A malformed header is ignored; an event's own trace context wins over the request's.
+    let ignored = post("00-not-a-trace-01", event).await;
+    assert!(ignored.get("traceparent").is_none(), "{ignored}");
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let structured = json!({"specversion": "1.0", "id": "traced-1", "source": "api",
+                            "type": "user.traced", "traceparent": own, "data": {"user_id": "usr_2"}});
+    let kept = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .header("traceparent", traceparent)
+        .body(structured.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(kept["traceparent"], own, "{kept}");
+}

@@ -1,5 +1,6 @@
 //! Correlation ids: taken from `X-Correlation-ID` (or generated), put on the request's log span,
-//! handed to handlers, and echoed on every response.
+//! handed to handlers, and echoed on every response. A W3C `traceparent` header is taken too:
+//! its trace id goes on the span, and ingest stores it with the events of the request.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::events::ingest::is_valid_correlation_id;
+use crate::events::trace::{TRACEPARENT, is_valid_traceparent, trace_id};
 
 /// The header that carries the id.
 pub const X_CORRELATION_ID: &str = "x-correlation-id";
@@ -20,6 +22,13 @@ pub struct CorrelationId(
     pub String,
 );
 
+/// The request's W3C `traceparent`, when it sent a well-formed one.
+#[derive(Debug, Clone)]
+pub struct TraceParent(
+    /// The header's value.
+    pub Option<String>,
+);
+
 /// Middleware: assigns the id, logs the request under it, and sets the response header.
 pub async fn correlate(mut request: Request, next: Next) -> Response {
     let id = request
@@ -28,14 +37,22 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid_correlation_id(v))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
-    request.extensions_mut().insert(CorrelationId(id.clone()));
+    let traceparent = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_traceparent(v))
+        .map(str::to_string);
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id = %id,
+        trace_id = traceparent.as_deref().and_then(trace_id).unwrap_or_default(),
         event_id = tracing::field::Empty,
     );
+    request.extensions_mut().insert(CorrelationId(id.clone()));
+    request.extensions_mut().insert(TraceParent(traceparent));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::correlation::CorrelationId;
+use super::correlation::{CorrelationId, TraceParent};
 use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
 use super::{ApiContext, path_segment};
 use crate::events::ingest::{self, IngestContext};
@@ -106,6 +106,7 @@ pub struct SimpleEvent {
 pub async fn create_event(
     State(ctx): State<Arc<ApiContext>>,
     Extension(correlation): Extension<CorrelationId>,
+    Extension(trace): Extension<TraceParent>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -113,6 +114,7 @@ pub async fn create_event(
         router: &ctx.router,
         correlation_id: &correlation.0,
         received_at: Utc::now(),
+        traceparent: trace.0.as_deref(),
     };
     let event = match ContentMode::of(&headers)? {
         ContentMode::Batch => {
@@ -210,6 +212,7 @@ pub struct BatchRequest {
 pub async fn create_batch(
     State(ctx): State<Arc<ApiContext>>,
     Extension(correlation): Extension<CorrelationId>,
+    Extension(trace): Extension<TraceParent>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -226,6 +229,7 @@ pub async fn create_batch(
         router: &ctx.router,
         correlation_id: &correlation.0,
         received_at: Utc::now(),
+        traceparent: trace.0.as_deref(),
     };
     ingest_batch(&ctx, parse_json(&body)?, mode, ingest).await
 }

@@ -33,6 +33,8 @@ pub struct WebhookRequest<'a> {
     pub body: Bytes,
     /// The event's correlation id.
     pub correlation_id: &'a str,
+    /// The event's W3C trace context.
+    pub traceparent: Option<&'a str>,
     /// The replay the delivery belongs to, when it is one.
     pub replay_id: Option<&'a str>,
 }
@@ -90,6 +92,9 @@ impl WebhookClient {
         let mut post = self.http.post(request.url);
         if let Some(replay_id) = request.replay_id {
             post = post.header(crate::replay::REPLAY_HEADER, replay_id);
+        }
+        if let Some(traceparent) = request.traceparent {
+            post = post.header(crate::events::trace::TRACEPARENT, traceparent);
         }
         let response = post
             .header("content-type", "application/json")

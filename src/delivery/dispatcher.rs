@@ -77,6 +77,8 @@ pub struct PreparedEvent {
     pub stream: String,
     /// Its correlation id, forwarded as X-Correlation-ID.
     pub correlation_id: String,
+    /// Its W3C trace context, forwarded as `traceparent`.
+    pub traceparent: Option<String>,
     /// The request body: the CloudEvent in its JSON format.
     pub body: Bytes,
     /// The replay it is delivered for, named in a header and in the body's extension.
@@ -109,6 +111,7 @@ impl PreparedEvent {
             event_type: event.event_type().to_string(),
             stream: event.metadata.stream.clone(),
             correlation_id: event.metadata.correlation_id.clone(),
+            traceparent: event.traceparent().map(str::to_string),
             body: Bytes::from(serde_json::to_vec(envelope)?),
             replay_id: replay_id.map(str::to_string),
         })
@@ -380,6 +383,7 @@ impl Inner {
                         secrets: &secrets,
                         body: event.body.clone(),
                         correlation_id: &event.correlation_id,
+                        traceparent: event.traceparent.as_deref(),
                         replay_id: event.replay_id.as_deref(),
                     })
                     .await

@@ -110,6 +110,7 @@ impl EventBuilder {
             router,
             correlation_id: &correlation_id,
             received_at: Utc::now(),
+            traceparent: None,
         };
         from_simple(Value::Object(fields), ctx)
     }

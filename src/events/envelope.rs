@@ -119,4 +119,14 @@ impl Event {
     pub fn event_type(&self) -> &str {
         &self.envelope.event_type
     }
+
+    /// The W3C `traceparent` the event carries (its distributed-tracing extension), if well
+    /// formed.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.envelope
+            .extensions
+            .get(super::trace::TRACEPARENT)
+            .and_then(serde_json::Value::as_str)
+            .filter(|value| super::trace::is_valid_traceparent(value))
+    }
 }

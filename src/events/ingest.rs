@@ -27,6 +27,8 @@ pub struct IngestContext<'a> {
     pub correlation_id: &'a str,
     /// When the request arrived.
     pub received_at: DateTime<Utc>,
+    /// The request's W3C `traceparent`, given to events that bring none of their own.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A binary-mode body that does not match its declared JSON content type.
@@ -326,6 +328,13 @@ fn finish(
         return Err(InvalidEvent(violations));
     }
     let stream = ctx.router.stream_for(&event_type).to_string();
+    let mut extensions: std::collections::BTreeMap<String, Value> =
+        draft.extensions.into_iter().collect();
+    if let Some(traceparent) = ctx.traceparent {
+        extensions
+            .entry(super::trace::TRACEPARENT.to_string())
+            .or_insert_with(|| traceparent.into());
+    }
     Ok(Event {
         envelope: CloudEvent {
             specversion: SPEC_VERSION.to_string(),
@@ -338,7 +347,7 @@ fn finish(
             dataschema: draft.dataschema,
             data: draft.data,
             data_base64: draft.data_base64,
-            extensions: draft.extensions.into_iter().collect(),
+            extensions,
         },
         metadata: Metadata {
             priority: producer.priority,
@@ -531,6 +540,7 @@ mod tests {
         IngestContext {
             router,
             correlation_id: "req-1",
+            traceparent: None,
             received_at: Utc::now(),
         }
     }

@@ -6,6 +6,7 @@ mod envelope;
 pub mod ingest;
 mod invalid;
 pub mod routing;
+pub mod trace;
 
 pub use builder::EventBuilder;
 pub use catalog::KnownPayload;

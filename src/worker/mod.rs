@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::broker::{Broker, BrokerError, Delivery, EntryId};
 use crate::delivery::{DeadLetter, DeliveryStore};
 use crate::events::Event;
+use crate::events::trace::trace_id;
 use crate::observability::metrics;
 use crate::reliability::{RetryConfig, retry};
 use crate::store::EventStore;
@@ -404,6 +405,7 @@ impl Processor {
             event_id = %event.id(),
             event_type = %event.event_type(),
             correlation_id = %event.metadata.correlation_id,
+            trace_id = event.traceparent().and_then(trace_id).unwrap_or_default(),
             stream = %stream,
             delivery = delivery.delivery_count,
         );
