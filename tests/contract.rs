@@ -442,6 +442,13 @@ async fn store_scans_time_ranges_and_tracks_the_outbox() {
             "{}: oldest unpublished first",
             backend.name
         );
+        assert_eq!(store.outbox_len(100).await.unwrap(), 2, "{}", backend.name);
+        assert_eq!(
+            store.outbox_len(1).await.unwrap(),
+            1,
+            "{}: capped",
+            backend.name
+        );
         store.ping().await.unwrap();
     }
 }

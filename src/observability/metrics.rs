@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::broker::Broker;
 use crate::delivery::DeliveryStore;
 use crate::reliability::BreakerState;
+use crate::store::EventStore;
 
 const PUBLISHED: &str = "eventflow_events_published_total";
 const CONSUMED: &str = "eventflow_events_consumed_total";
@@ -24,6 +25,7 @@ const CONSUMER_PENDING: &str = "eventflow_consumer_pending";
 const BREAKER_STATE: &str = "eventflow_circuit_breaker_state";
 const WEBHOOK_DELIVERIES: &str = "eventflow_webhook_deliveries_total";
 const WEBHOOK_SECONDS: &str = "eventflow_webhook_delivery_seconds";
+const OUTBOX_BACKLOG: &str = "eventflow_outbox_backlog";
 const HTTP_REQUESTS: &str = "eventflow_http_requests_total";
 const HTTP_SECONDS: &str = "eventflow_http_request_duration_seconds";
 
@@ -31,6 +33,9 @@ const HTTP_SECONDS: &str = "eventflow_http_request_duration_seconds";
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// The outbox is counted up to this many events: the count stays cheap in an outage.
+const OUTBOX_COUNT_CAP: u64 = 1_000_000;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -103,6 +108,10 @@ fn describe() {
         "Time from a request's arrival to its answer, by method and route template"
     );
     describe_histogram!(BATCH_SIZE, "Events per group commit");
+    describe_gauge!(
+        OUTBOX_BACKLOG,
+        "Stored events waiting to be handed to the broker (counted up to 1,000,000)"
+    );
     describe_histogram!(
         COMMIT_SECONDS,
         metrics::Unit::Seconds,
@@ -166,6 +175,13 @@ pub fn http_request(method: &'static str, route: &str, status: u16, elapsed: Dur
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     histogram!(HTTP_SECONDS, "method" => method, "route" => route).record(elapsed.as_secs_f64());
+}
+
+/// Samples how many stored events wait for the broker.
+pub async fn sample_outbox(store: &dyn EventStore) {
+    if let Ok(waiting) = store.outbox_len(OUTBOX_COUNT_CAP).await {
+        gauge!(OUTBOX_BACKLOG).set(waiting as f64);
+    }
 }
 
 /// Samples the size of the dead-letter queue from the store.

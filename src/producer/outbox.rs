@@ -74,7 +74,8 @@ impl Outbox {
                 while committed.try_recv().is_ok() {}
                 match self.relay_once().await {
                     Ok(sequences) if sequences.is_empty() => {
-                        self.backlog.store(false, Ordering::Release)
+                        self.backlog.store(false, Ordering::Release);
+                        metrics::sample_outbox(self.store.as_ref()).await;
                     }
                     Ok(sequences) => {
                         if relayed.len() > RELAYED_MEMORY {
@@ -104,6 +105,7 @@ impl Outbox {
                 received = committed.recv() => received,
                 _ = tokio::time::sleep_until(next_sweep) => {
                     next_sweep = Instant::now() + SWEEP;
+                    metrics::sample_outbox(self.store.as_ref()).await;
                     if self.left_behind().await {
                         tracing::warn!("found events left unpublished; relaying them");
                         self.backlog.store(true, Ordering::Release);

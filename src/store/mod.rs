@@ -148,6 +148,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// The oldest stored events not yet handed to the broker (the outbox).
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 
+    /// How many stored events wait to be handed to the broker, counted up to `cap`.
+    async fn outbox_len(&self, cap: u64) -> Result<u64, StoreError>;
+
     /// Records that these sequences reached the broker.
     async fn mark_published(&self, sequences: &[i64]) -> Result<(), StoreError>;
 

@@ -368,6 +368,18 @@ impl EventStore for PgStore {
         .await
     }
 
+    async fn outbox_len(&self, cap: u64) -> Result<u64, StoreError> {
+        bounded(async {
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS waiting")
+                    .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(u64::try_from(count).unwrap_or_default())
+        })
+        .await
+    }
+
     async fn count_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         bounded(async {
             let (count,): (i64,) =

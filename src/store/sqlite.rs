@@ -283,6 +283,16 @@ impl EventStore for SqliteStore {
         Ok(events)
     }
 
+    async fn outbox_len(&self, cap: u64) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE published = 0 LIMIT ?)",
+        )
+        .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+        .fetch_one(&self.db.reader)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     async fn count_events_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE stored_us < ?")
             .bind(cutoff.timestamp_micros())
