@@ -400,7 +400,7 @@ impl Inner {
                 (failure.status, Some(failure.error), next)
             }
         };
-        metrics::webhook_attempt(outcome_label(&next), latency);
+        metrics::webhook_attempt(&job.subscription_id, outcome_label(&next), latency);
         tracing::debug!(delivery = %job.id, event_id = %event.event_id, attempt, status = ?status_code, "webhook attempt");
         self.record(Record::Attempt(AttemptRecord {
             job,
@@ -458,7 +458,7 @@ impl Inner {
     async fn give_up(&self, job: DeliveryJob, event: Option<&PreparedEvent>, reason: &str) {
         tracing::warn!(delivery = %job.id, reason, "delivery abandoned");
         let next = dead_letter(&job, event, reason.to_string(), None, job.attempts);
-        metrics::webhook_attempt(outcome_label(&next), Duration::ZERO);
+        metrics::webhook_attempt(&job.subscription_id, outcome_label(&next), Duration::ZERO);
         self.record(Record::Attempt(AttemptRecord {
             attempt: job.attempts,
             status_code: None,

@@ -161,11 +161,13 @@ pub fn circuit_breaker_state(subscription_id: &str, state: BreakerState) {
     gauge!(BREAKER_STATE, "subscription" => subscription_id.to_string()).set(state.as_metric());
 }
 
-/// Counts one webhook delivery attempt by what follows it, and its duration.
-pub fn webhook_attempt(outcome: &'static str, elapsed: Duration) {
-    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+/// Counts one webhook delivery attempt by subscription and what follows it, and times it.
+pub fn webhook_attempt(subscription_id: &str, outcome: &'static str, elapsed: Duration) {
+    let subscription = subscription_id.to_string();
+    counter!(WEBHOOK_DELIVERIES, "subscription" => subscription.clone(), "outcome" => outcome)
+        .increment(1);
     if !elapsed.is_zero() {
-        histogram!(WEBHOOK_SECONDS).record(elapsed.as_secs_f64());
+        histogram!(WEBHOOK_SECONDS, "subscription" => subscription).record(elapsed.as_secs_f64());
     }
 }
 
