@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::client::{Failure, WebhookClient, WebhookRequest};
 use super::dead_letter::{MAX_RESPONSE_BODY, new_id, truncate};
@@ -27,6 +28,7 @@ use super::{
     AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep, SigningSecret,
     SubscriptionDirectory,
 };
+use crate::events::trace::trace_id;
 use crate::events::{CloudEvent, Event};
 use crate::observability::metrics;
 use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig, random_unit};
@@ -236,7 +238,7 @@ impl Dispatcher {
         // After shutdown the job stays leased and comes due again when the lease runs out.
         self.inner
             .deliveries
-            .spawn(async move { inner.deliver(job, &event).await });
+            .spawn(deliver_in_span(inner, job, event));
     }
 }
 
@@ -321,8 +323,7 @@ impl Inner {
                 for job in jobs {
                     let inner = self.clone();
                     let event = event.clone();
-                    self.deliveries
-                        .spawn(async move { inner.deliver(job, &event).await });
+                    self.deliveries.spawn(deliver_in_span(inner, job, event));
                 }
             }
             Err(reason) => {
@@ -532,6 +533,20 @@ impl Drop for Slot<'_> {
             }
         }
     }
+}
+
+/// Makes one attempt at `job` with every log line about it carrying its delivery, event,
+/// subscription, correlation id and trace id.
+async fn deliver_in_span(inner: Arc<Inner>, job: DeliveryJob, event: Arc<PreparedEvent>) {
+    let span = tracing::info_span!(
+        "deliver",
+        delivery = %job.id,
+        event_id = %event.event_id,
+        subscription = %job.subscription_id,
+        correlation_id = %event.correlation_id,
+        trace_id = event.traceparent.as_deref().and_then(trace_id).unwrap_or_default(),
+    );
+    inner.deliver(job, &event).instrument(span).await
 }
 
 /// The step that puts a job in the dead-letter queue.
