@@ -141,8 +141,8 @@ pub struct RemoteArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The API key to send (default: EVENTFLOW_API_KEY, else the first full-access key of
-    /// API_KEYS, as on the server's machine).
+    /// The API key to send (default: EVENTFLOW_API_KEY, else, for a server on this machine, the
+    /// first full-access key of API_KEYS).
     #[arg(long, global = true)]
     pub api_key: Option<String>,
 }

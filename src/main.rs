@@ -119,11 +119,25 @@ fn client(args: &RemoteArgs, config: &Config) -> anyhow::Result<remote::Remote> 
         .clone()
         .or_else(|| std::env::var("EVENTFLOW_API_KEY").ok())
         .filter(|key| !key.is_empty())
+        // The server's own keys go only to a server on this machine.
         .or_else(|| {
-            let key = config.api_keys.for_client()?;
+            let key = config.api_keys.for_client().filter(|_| is_loopback(&url))?;
             Some(key.secret().to_string())
         });
     remote::Remote::new(&url, args.json, api_key)
+}
+
+/// True when `url` names this machine (localhost or a loopback address).
+fn is_loopback(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `db prune`: deletes (or with `dry_run` counts) what RETENTION_DAYS no longer keeps.

@@ -4,7 +4,8 @@
 //! or opens keep-alive connections and never uses them, holds them forever. Here every
 //! connection has HTTP_IDLE_TIMEOUT to deliver each request's headers (an idle keep-alive
 //! connection too), headers are capped at [`MAX_HEADER_BYTES`] (`431` beyond), and shutdown is
-//! graceful: the listener closes, requests under way are answered.
+//! graceful: the listener closes, requests under way are answered (for [`SHUTDOWN_GRACE`] at
+//! most). It speaks HTTP/1.1; TLS and HTTP/2 are for the proxy in front.
 
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ use tower::ServiceExt;
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long requests under way may take to be answered once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (out of file descriptors, say) before the next.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
@@ -31,18 +34,14 @@ pub async fn serve(
     idle_timeout: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: an HTTP/2 connection kept alive by pings would have no idle limit; TLS and
+    // HTTP/2 belong to the proxy in front.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(idle_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .keep_alive_interval(idle_timeout)
-        .keep_alive_timeout(idle_timeout);
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -70,5 +69,11 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client that never reads its answer cannot hold the shutdown up for longer than this.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
 }

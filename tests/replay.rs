@@ -254,6 +254,18 @@ async fn bad_replay_requests_are_problems_naming_the_fault() {
             "{request} → {body}"
         );
     }
+    // Only EventFlow marks deliveries as replays.
+    let marked = json!({"specversion": "1.0", "id": "m-1", "source": "tests", "type": "user.x",
+                        "eventflowreplayid": "rpl_forged"});
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(marked.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
     let malformed = server
         .client
         .post(server.url("/api/v1/events/replay"))

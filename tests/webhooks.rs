@@ -731,6 +731,13 @@ async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
         .await;
     assert_eq!(status, 200, "{given}");
     assert!(given.get("secret").is_none(), "{given}");
+    // Rotating again within that overlap keeps the older secret signing, with its overlap.
+    let (status, again) = server.call("POST", &rotate, None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["previous_secret_until"],
+        given["previous_secret_until"]
+    );
     let (status, _) = server
         .call("POST", &rotate, Some(&json!({"secret": "x\u{0}y"})))
         .await;

@@ -91,7 +91,12 @@ fn scope_of(method: &Method, path: &str) -> Scope {
         "/api/v1/replays",
         "/api/v1/events/replay",
     ];
-    if admin.iter().any(|prefix| path.starts_with(prefix)) {
+    // Whole segments only: `/api/v1/events/replay-42` is an event, not the replay endpoint.
+    let under = |prefix: &&str| {
+        path.strip_prefix(*prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if admin.iter().any(under) {
         Scope::Admin
     } else if method == Method::GET || method == Method::HEAD {
         Scope::EventsRead
@@ -132,6 +137,8 @@ mod tests {
             (Method::GET, "/api/v1/replays/rpl_1", Scope::Admin),
             (Method::GET, "/api/v1/subscriptions", Scope::Admin),
             (Method::DELETE, "/api/v1/dlq/x", Scope::Admin),
+            (Method::GET, "/api/v1/events/replay-42", Scope::EventsRead),
+            (Method::GET, "/api/v1/dlqx", Scope::EventsRead),
         ];
         for (method, path, scope) in cases {
             assert_eq!(scope_of(&method, path), scope, "{method} {path}");

@@ -151,32 +151,35 @@ impl ApiKeys {
     }
 }
 
-/// Parses `KEY`, `NAME=KEY` or `NAME=KEY[SCOPE+SCOPE]`.
+/// Parses `KEY`, `NAME=KEY` or `NAME=KEY[SCOPE+SCOPE]`. An entry whose text after its first
+/// `=` is only more `=` (base64 padding, as in `openssl rand -base64 16` output) is a bare key.
+/// Errors name the entry by position, never by anything that could be part of a key.
 fn parse_entry(entry: &str, position: usize) -> Result<ApiKey, String> {
-    let (name, rest) = match entry.split_once('=') {
+    let named = entry
+        .split_once('=')
+        .filter(|(_, rest)| !rest.trim().chars().all(|c| c == '='));
+    let (name, rest) = match named {
         Some((name, rest)) => (name.trim().to_string(), rest.trim()),
         None => (format!("key-{position}"), entry),
     };
+    let fault = |what: &str| format!("entry {position}: {what}");
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(format!(
-            "entry {position}: a key name is letters, digits, '-', '_' or '.'"
-        ));
+        return Err(fault("a key name is letters, digits, '-', '_' or '.'"));
     }
     let (secret, scopes) = match rest.strip_suffix(']') {
         Some(with_scopes) => {
             let (secret, list) = with_scopes
                 .split_once('[')
-                .ok_or_else(|| format!("key {name:?}: a scope list opens with '['"))?;
+                .ok_or_else(|| fault("a scope list opens with '['"))?;
             let scopes = list
                 .split('+')
                 .map(|s| {
-                    Scope::parse(s.trim()).ok_or_else(|| {
-                        format!("key {name:?}: scopes are events:write, events:read and admin")
-                    })
+                    Scope::parse(s.trim())
+                        .ok_or_else(|| fault("scopes are events:write, events:read and admin"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             (secret, scopes)
@@ -188,8 +191,8 @@ fn parse_entry(entry: &str, position: usize) -> Result<ApiKey, String> {
             .chars()
             .any(|c| c.is_whitespace() || "[]".contains(c))
     {
-        return Err(format!(
-            "key {name:?}: a key is a non-empty string without spaces or brackets"
+        return Err(fault(
+            "a key is a non-empty string without spaces or brackets",
         ));
     }
     Ok(ApiKey::new(name, secret.to_string(), scopes))
@@ -221,6 +224,17 @@ mod tests {
     }
 
     #[test]
+    fn base64_keys_with_padding_are_bare_keys_and_a_key_with_equals_can_be_named() {
+        let keys = ApiKeys::parse("Zm9vYmFyYmF6cXV4cXV1eA==,c2hvcnQ=,ops=ab=cd").unwrap();
+        let padded = keys.find("Zm9vYmFyYmF6cXV4cXV1eA==").unwrap();
+        assert_eq!(padded.name(), "key-1");
+        assert!(Scope::ALL.iter().all(|s| padded.allows(*s)));
+        assert_eq!(keys.find("c2hvcnQ=").unwrap().name(), "key-2");
+        assert_eq!(keys.find("ab=cd").unwrap().name(), "ops");
+        assert!(keys.find("=").is_none() && keys.find("==").is_none());
+    }
+
+    #[test]
     fn bad_entries_are_refused_without_showing_the_key() {
         for (text, expected) in [
             ("a=k1,a=k2", "used twice"),
@@ -228,7 +242,7 @@ mod tests {
             ("shop=sk_secret_1[write]", "scopes are"),
             ("shop=sk_secret_1 x", "without spaces"),
             ("sh op=sk_secret_1", "key name"),
-            ("shop=", "non-empty"),
+            ("shop=[admin]", "non-empty"),
             ("shop=sk_secret_1events:write]", "opens with"),
         ] {
             let err = ApiKeys::parse(text).unwrap_err();

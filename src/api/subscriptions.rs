@@ -294,11 +294,16 @@ pub async fn rotate_secret(
         .unwrap_or_default();
     let now = now_in_micros();
     let overlap = chrono::Duration::from_std(ctx.rotation_overlap).unwrap_or_default();
-    let previous = std::mem::replace(&mut stored.secret, secret);
-    stored.previous = (overlap > chrono::Duration::zero()).then(|| PreviousSecret {
-        secret: previous,
-        until: now + overlap,
-    });
+    let replaced = std::mem::replace(&mut stored.secret, secret);
+    // During another rotation's overlap, the older secret keeps signing until that overlap ends
+    // and the one in between stops: a receiver may never have seen it (a lost answer, a retry).
+    stored.previous = match stored.previous.take().filter(|older| older.until > now) {
+        Some(older) => Some(older),
+        None => (overlap > chrono::Duration::zero()).then(|| PreviousSecret {
+            secret: replaced,
+            until: now + overlap,
+        }),
+    };
     stored.subscription.updated_at = now;
     save(&ctx, &stored, false).await?;
     tracing::info!(subscription = %id, "signing secret rotated");

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+/// The CloudEvents extension attribute naming the replay a delivered event belongs to: EventFlow
+/// sets it on replayed deliveries, producers may not.
+pub const REPLAY_EXTENSION: &str = "eventflowreplayid";
+
 /// The only CloudEvents version EventFlow speaks.
 pub const SPEC_VERSION: &str = "1.0";
 

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::catalog::validate_known;
-use super::envelope::{CloudEvent, Event, Metadata, Priority, SERVER_METADATA_KEYS, SPEC_VERSION};
+use super::envelope::{
+    CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SERVER_METADATA_KEYS, SPEC_VERSION,
+};
 use super::invalid::{InvalidEvent, Violation};
 use super::routing::StreamRouter;
 
@@ -394,6 +396,13 @@ fn check_extensions(extensions: &Map<String, Value>, violations: &mut Vec<Violat
             violations.push(Violation::new(
                 pointer,
                 "metadata is reserved for EventFlow's attributes",
+            ));
+            continue;
+        }
+        if name == REPLAY_EXTENSION {
+            violations.push(Violation::new(
+                pointer,
+                "eventflowreplayid is set by EventFlow on replayed deliveries",
             ));
             continue;
         }

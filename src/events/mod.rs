@@ -10,6 +10,6 @@ pub mod trace;
 
 pub use builder::EventBuilder;
 pub use catalog::KnownPayload;
-pub use envelope::{CloudEvent, Event, Metadata, Priority, SPEC_VERSION};
+pub use envelope::{CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SPEC_VERSION};
 pub use invalid::{InvalidEvent, Violation};
 pub use routing::StreamRouter;

@@ -22,8 +22,7 @@ pub use store::ReplayStore;
 
 /// The HTTP header naming the replay a delivery belongs to.
 pub const REPLAY_HEADER: &str = "x-eventflow-replay-id";
-/// The CloudEvents extension attribute naming the replay a delivered event belongs to.
-pub const REPLAY_EXTENSION: &str = "eventflowreplayid";
+pub use crate::events::REPLAY_EXTENSION;
 
 /// Where a replay is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

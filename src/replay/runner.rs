@@ -39,7 +39,8 @@ pub struct ReplayRunner {
     directory: Arc<SubscriptionDirectory>,
     /// REPLAY_RATE: events a second each replay hands over; `None` for no limit.
     rate: Option<u32>,
-    /// Names this process as the holder of its replays' leases.
+    /// Names this process in the lease of each replay it takes (with a token per claim, so that
+    /// a replay taken again after its lease ran out never has two runs here).
     owner: String,
 }
 
@@ -98,7 +99,7 @@ impl ReplayRunner {
     }
 
     /// Runs one replay until it is done, cancelled, taken over, or the process stops.
-    async fn run(&self, replay: Replay, shutdown: &CancellationToken) {
+    async fn run(&self, replay: Replay, lease: &str, shutdown: &CancellationToken) {
         tracing::info!(replay = %replay.id, stream = %replay.stream, dry_run = replay.dry_run, resumed_after = replay.progress.cursor, "replay running");
         let mut pacer = Pacer::new(if replay.dry_run { None } else { self.rate });
         let mut progress = replay.progress;
@@ -107,7 +108,7 @@ impl ReplayRunner {
                 // Handed back: the next process to look takes it at once.
                 let handed_back = self
                     .replays
-                    .advance_replay(&replay.id, &self.owner, &progress, &[], Utc::now())
+                    .advance_replay(&replay.id, lease, &progress, &[], Utc::now())
                     .await;
                 if let Err(err) = handed_back {
                     tracing::warn!(replay = %replay.id, error = %err, "cannot hand a replay back; it resumes after its lease");
@@ -117,7 +118,7 @@ impl ReplayRunner {
             let advanced = match self.step(&replay, progress, &pacer).await {
                 Ok(Step::Done) => {
                     return self
-                        .finish(&replay, &progress, ReplayStatus::Completed, None)
+                        .finish(&replay, lease, &progress, ReplayStatus::Completed, None)
                         .await;
                 }
                 Ok(Step::Advanced {
@@ -128,7 +129,7 @@ impl ReplayRunner {
                     pacer.take(replayed).await;
                     let leased_until = Utc::now() + LEASE;
                     self.replays
-                        .advance_replay(&replay.id, &self.owner, &next, &jobs, leased_until)
+                        .advance_replay(&replay.id, lease, &next, &jobs, leased_until)
                         .await
                         .map(|held| held.then_some(next))
                 }
@@ -151,7 +152,13 @@ impl ReplayRunner {
                 Err(err) => {
                     let error = err.to_string();
                     return self
-                        .finish(&replay, &progress, ReplayStatus::Failed, Some(&error))
+                        .finish(
+                            &replay,
+                            lease,
+                            &progress,
+                            ReplayStatus::Failed,
+                            Some(&error),
+                        )
                         .await;
                 }
             }
@@ -210,21 +217,30 @@ impl ReplayRunner {
 
     /// The enabled subscriptions the replay delivers to: every one, or the one it names.
     async fn targets(&self, replay: &Replay) -> Result<Vec<Subscription>, StoreError> {
-        Ok(self
-            .directory
-            .all()
-            .await?
-            .iter()
-            .map(|stored| &stored.subscription)
-            .filter(|s| s.enabled)
-            .filter(|s| replay.subscription_id.as_ref().is_none_or(|id| *id == s.id))
-            .cloned()
-            .collect())
+        let subscriptions: Vec<Subscription> = match &replay.subscription_id {
+            // Looked up by id: found even when created a moment ago in another process.
+            Some(id) => self
+                .directory
+                .get(id)
+                .await?
+                .map(|stored| stored.subscription.clone())
+                .into_iter()
+                .collect(),
+            None => self
+                .directory
+                .all()
+                .await?
+                .iter()
+                .map(|stored| stored.subscription.clone())
+                .collect(),
+        };
+        Ok(subscriptions.into_iter().filter(|s| s.enabled).collect())
     }
 
     async fn finish(
         &self,
         replay: &Replay,
+        lease: &str,
         progress: &ReplayProgress,
         status: ReplayStatus,
         error: Option<&str>,
@@ -232,7 +248,7 @@ impl ReplayRunner {
         tracing::info!(replay = %replay.id, status = status.as_str(), matched = progress.matched, replayed = progress.replayed, deliveries = progress.deliveries, error, "replay finished");
         if let Err(err) = self
             .replays
-            .finish_replay(&replay.id, &self.owner, progress, status, error)
+            .finish_replay(&replay.id, lease, progress, status, error)
             .await
         {
             tracing::warn!(replay = %replay.id, error = %err, "cannot record the end of a replay; it runs again after its lease");
@@ -263,16 +279,13 @@ async fn poll(runner: Arc<ReplayRunner>, runs: TaskTracker, shutdown: Cancellati
         };
         let Ok(slot) = slot else { return };
         let now = Utc::now();
-        match runner
-            .replays
-            .claim_replay(&runner.owner, now, now + LEASE)
-            .await
-        {
+        let lease = format!("{}:{}", runner.owner, uuid::Uuid::now_v7().simple());
+        match runner.replays.claim_replay(&lease, now, now + LEASE).await {
             Ok(Some(replay)) => {
                 let runner = runner.clone();
                 let shutdown = shutdown.clone();
                 runs.spawn(async move {
-                    runner.run(replay, &shutdown).await;
+                    runner.run(replay, &lease, &shutdown).await;
                     drop(slot);
                 });
                 // There may be more waiting.
