@@ -29,6 +29,8 @@ const LEASE: Duration = Duration::from_secs(30);
 const MAX_RUNNING: usize = 4;
 /// Most events read from the store at once.
 const SCAN_BATCH: u32 = 500;
+/// Delivery jobs created in one transaction, at most (the batch of events shrinks to fit).
+const MAX_BATCH_JOBS: u32 = 5000;
 /// Pause after the store failed, before trying again.
 const STORE_WAIT: Duration = Duration::from_secs(2);
 
@@ -177,10 +179,13 @@ impl ReplayRunner {
             start: replay.start_time,
             end: replay.end_time,
         };
-        let batch = self
-            .events
-            .scan(&range, progress.cursor, pacer.batch(SCAN_BATCH))
-            .await?;
+        let targets = self.targets(replay).await?;
+        // Fewer events per batch when each goes to many subscriptions: one transaction stays small.
+        let per_event = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
+        let limit = pacer
+            .batch(SCAN_BATCH)
+            .min((MAX_BATCH_JOBS / per_event).max(1));
+        let batch = self.events.scan(&range, progress.cursor, limit).await?;
         let Some(last) = batch.last() else {
             return Ok(Step::Done);
         };
@@ -192,7 +197,6 @@ impl ReplayRunner {
                 id: last.id().to_string(),
                 reason: "scanned without a sequence past the replay's position".into(),
             })?;
-        let targets = self.targets(replay).await?;
         let mut jobs = Vec::new();
         let mut replayed = 0;
         for event in batch.iter().filter(|e| replay.selects(e.event_type())) {
