@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Access, ApiContext, Probes, RateLimiter};
+use crate::api::{self, Access, ApiContext, Probes, RateLimiter, RequestLimits};
 use crate::broker::{Broker, BrokerError, EmbeddedBroker, RedisBroker};
 use crate::config::{Config, is_postgres_url, redact_url};
 use crate::delivery::{
@@ -286,6 +286,10 @@ pub async fn start(
         runs_worker: role.worker,
         metrics_key: Arc::new(config.metrics_api_key.clone()),
     };
+    let limits = RequestLimits {
+        max_body_bytes: config.max_body_bytes,
+        timeout: config.http_request_timeout,
+    };
     let mut producer_tasks = None;
     let mut shared_producer = None;
     // An API process serves the API; a worker process its health probes and metrics.
@@ -325,9 +329,9 @@ pub async fn start(
                 "API_KEYS is not set: the API is open to anyone who can reach it (allowed outside production)"
             );
         }
-        api::router(ctx, access, probes, config.max_body_bytes)
+        api::router(ctx, access, probes, limits)
     } else {
-        api::probe_router(probes)
+        api::probe_router(probes, limits)
     };
     let listen = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(listen)
@@ -338,7 +342,6 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
     tracing::info!(%addr, api = role.api, "listening");
-    let app = api::with_request_timeout(app, config.http_request_timeout);
     let http_task = tokio::spawn(crate::server::serve(
         listener,
         app,

@@ -78,7 +78,7 @@ pub fn path_segment(text: &str) -> String {
 
 /// The complete router of an API process: API (behind `access`), health, metrics, OpenAPI
 /// document and docs page.
-pub fn router(ctx: ApiContext, access: Access, probes: Probes, max_body_bytes: usize) -> Router {
+pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLimits) -> Router {
     let api = Router::new()
         .route(
             "/api/v1/events",
@@ -127,26 +127,13 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, max_body_bytes: u
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(api)
         .merge(probe_routes(probes))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
-    with_problems_and_correlation(app)
-}
-
-/// Answers `408` to a request not received and answered within `timeout` (a client trickling
-/// its body, say), so that no request holds its connection for longer.
-pub fn with_request_timeout(router: Router, timeout: std::time::Duration) -> Router {
-    router.layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            match tokio::time::timeout(timeout, next.run(request)).await {
-                Ok(response) => response,
-                Err(_) => ApiError::RequestTimeout(timeout).into_response(),
-            }
-        },
-    ))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    with_problems_and_correlation(app, limits.timeout)
 }
 
 /// The router of a worker process: health probes and metrics.
-pub fn probe_router(probes: Probes) -> Router {
-    with_problems_and_correlation(probe_routes(probes))
+pub fn probe_router(probes: Probes, limits: RequestLimits) -> Router {
+    with_problems_and_correlation(probe_routes(probes), limits.timeout)
 }
 
 /// Health, readiness and metrics (behind METRICS_API_KEY when set).
@@ -166,9 +153,19 @@ fn probe_routes(probes: Probes) -> Router {
         .with_state(Arc::new(probes))
 }
 
-/// What every response gets: problem+json for unknown paths and methods, request metrics, and a
-/// correlation id.
-fn with_problems_and_correlation(router: Router) -> Router {
+/// What one request may use.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// MAX_BODY_BYTES: a larger body gets `413`.
+    pub max_body_bytes: usize,
+    /// HTTP_REQUEST_TIMEOUT: a request not received and answered in this time gets `408`, so
+    /// that no request (a client trickling its body, say) holds its connection longer.
+    pub timeout: std::time::Duration,
+}
+
+/// What every response gets: problem+json for unknown paths and methods, `408` past the request
+/// timeout, request metrics, and a correlation id (all three on the `408` too).
+fn with_problems_and_correlation(router: Router, timeout: std::time::Duration) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -179,6 +176,14 @@ fn with_problems_and_correlation(router: Router) -> Router {
             )
                 .into_response()
         })
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::RequestTimeout(timeout).into_response(),
+                }
+            },
+        ))
         .layer(axum::middleware::from_fn(http_metrics::record))
         .layer(axum::middleware::from_fn(correlation::correlate))
 }
