@@ -66,6 +66,15 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Load a running EventFlow and report throughput, latency percentiles and errors.
+    Bench {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// What to load, and how.
+        #[command(flatten)]
+        args: BenchArgs,
+    },
     /// Deliver stored events again: queue a replay and follow it until it ends (Ctrl-C stops
     /// following, not the replay); or list, show and cancel replays.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -80,6 +89,35 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ReplayAction>,
     },
+}
+
+/// `eventflow bench …`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// `ingest` (one event per POST) or `batch` (POST /api/v1/events/batch).
+    #[arg(value_enum)]
+    pub kind: BenchKind,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 16)]
+    pub connections: u32,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Requests per second over all connections (open loop); default: as fast as answered.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Events per batch request.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+}
+
+/// What `eventflow bench` loads.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BenchKind {
+    /// Single-event POSTs.
+    Ingest,
+    /// Batches of events.
+    Batch,
 }
 
 /// `eventflow replay --stream S --since T [--until T] …`

@@ -37,6 +37,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             | Command::Dlq { .. }
             | Command::Demo { .. }
             | Command::Replay { .. }
+            | Command::Bench { .. }
     ) {
         logging::init(&config.log_level, config.log_format);
     }
@@ -72,6 +73,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq { remote, action } => {
             return remote::dlq(&client(&remote, &config)?, action).await;
+        }
+        Command::Bench { remote, args } => {
+            return remote::bench(&client(&remote, &config)?, args).await;
         }
         Command::Replay {
             remote,

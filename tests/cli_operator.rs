@@ -288,3 +288,68 @@ async fn replay_follows_a_replay_to_its_end_and_lists_shows_and_cancels() {
         "bad time named"
     );
 }
+
+#[tokio::test]
+async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
+    let server = TestServer::start().await;
+    let args = [
+        "bench",
+        "ingest",
+        "--json",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+    ];
+    let report: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 10, "{report}");
+    assert_eq!(report["errors"], json!({}), "{report}");
+    let latency = &report["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        latency["p50"].as_f64() <= latency["p99"].as_f64(),
+        "{report}"
+    );
+    assert!(
+        latency["p99"].as_f64() <= latency["max"].as_f64(),
+        "{report}"
+    );
+    let (_, page) = server.call("GET", "/api/v1/events?limit=1", None).await;
+    assert_eq!(
+        page["events"][0]["type"], "bench.event",
+        "the events were stored"
+    );
+
+    // Open loop: 20 batch requests a second for a second, 10 events each.
+    let args = [
+        "bench",
+        "batch",
+        "--json",
+        "--duration",
+        "1",
+        "--rate",
+        "20",
+        "--batch-size",
+        "10",
+    ];
+    let report: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    let requests = report["requests"].as_u64().unwrap();
+    assert!((15..=21).contains(&requests), "{report}");
+    let events = report["events_per_second"].as_f64().unwrap();
+    assert!(events > 100.0, "{report}");
+
+    // A refused request is counted by its status.
+    let args = [
+        "bench",
+        "ingest",
+        "--json",
+        "--duration",
+        "1",
+        "--api-key",
+        "wrong",
+    ];
+    let keyed = TestServer::start_with(&[("API_KEYS", "right-key")], Vec::new()).await;
+    let report: Value = serde_json::from_str(&stdout(&eventflow(&keyed, &args).await)).unwrap();
+    assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
+}

@@ -81,7 +81,10 @@ async fn a_body_trickled_too_slowly_gets_408() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
-    assert!(answer.contains("x-correlation-id"), "the 408 is correlated: {answer}");
+    assert!(
+        answer.contains("x-correlation-id"),
+        "the 408 is correlated: {answer}"
+    );
 }
 
 #[tokio::test]

@@ -2,11 +2,13 @@
 //! replays and demo data, as tables for people or JSON (`--json`) for scripts. Failures are one
 //! line and a non-zero exit.
 
+mod bench;
 mod demo;
 mod dlq;
 mod events;
 mod replay;
 
+pub use bench::bench;
 pub use demo::demo;
 pub use dlq::dlq;
 pub use events::events;
@@ -22,6 +24,7 @@ use eventflow::delivery::{innermost_cause, install_crypto_provider};
 const CELL: usize = 48;
 
 /// A client of one EventFlow API.
+#[derive(Clone)]
 pub struct Remote {
     base: Url,
     http: reqwest::Client,
@@ -41,6 +44,19 @@ impl Remote {
             json,
             api_key,
         })
+    }
+
+    /// A request to `path` of the API, with the API key.
+    pub(super) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let mut request = self.http.request(method, self.base.join(path)?);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        Ok(request)
     }
 
     /// Sends a request (with a JSON body, if any); returns the JSON answer (`null` when empty), or the problem as an error.
