@@ -289,19 +289,18 @@ async fn replay_follows_a_replay_to_its_end_and_lists_shows_and_cancels() {
     );
 }
 
+/// Runs `eventflow bench ARGS --json --duration 1` against `server`; returns its report.
+async fn bench_report(server: &TestServer, args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--duration", "1"]);
+    serde_json::from_str(&stdout(&eventflow(server, &all).await)).unwrap()
+}
+
 #[tokio::test]
 async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
     let server = TestServer::start().await;
-    let args = [
-        "bench",
-        "ingest",
-        "--json",
-        "--duration",
-        "1",
-        "--connections",
-        "2",
-    ];
-    let report: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    let report = bench_report(&server, &["ingest", "--connections", "2"]).await;
     let requests = report["requests"].as_u64().unwrap();
     assert!(requests > 10, "{report}");
     assert_eq!(report["errors"], json!({}), "{report}");
@@ -322,34 +321,16 @@ async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
     );
 
     // Open loop: 20 batch requests a second for a second, 10 events each.
-    let args = [
-        "bench",
-        "batch",
-        "--json",
-        "--duration",
-        "1",
-        "--rate",
-        "20",
-        "--batch-size",
-        "10",
-    ];
-    let report: Value = serde_json::from_str(&stdout(&eventflow(&server, &args).await)).unwrap();
+    let report = bench_report(&server, &["batch", "--rate", "20", "--batch-size", "10"]).await;
     let requests = report["requests"].as_u64().unwrap();
     assert!((15..=21).contains(&requests), "{report}");
-    let events = report["events_per_second"].as_f64().unwrap();
-    assert!(events > 100.0, "{report}");
+    assert!(
+        report["events_per_second"].as_f64().unwrap() > 100.0,
+        "{report}"
+    );
 
     // A refused request is counted by its status.
-    let args = [
-        "bench",
-        "ingest",
-        "--json",
-        "--duration",
-        "1",
-        "--api-key",
-        "wrong",
-    ];
     let keyed = TestServer::start_with(&[("API_KEYS", "right-key")], Vec::new()).await;
-    let report: Value = serde_json::from_str(&stdout(&eventflow(&keyed, &args).await)).unwrap();
+    let report = bench_report(&keyed, &["ingest", "--api-key", "wrong"]).await;
     assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
 }
