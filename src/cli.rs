@@ -94,7 +94,8 @@ pub enum Command {
 /// `eventflow bench …`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// `ingest` (one event per POST) or `batch` (POST /api/v1/events/batch).
+    /// `ingest` (one event per POST), `batch` (POST /api/v1/events/batch) or `e2e` (POST to
+    /// webhook receipt).
     #[arg(value_enum)]
     pub kind: BenchKind,
     /// Connections sending at once.
@@ -118,6 +119,9 @@ pub enum BenchKind {
     Ingest,
     /// Batches of events.
     Batch,
+    /// POST-to-webhook latency through a receiver of the benchmark's own (open loop at
+    /// `--rate`, default 1000 events/s).
+    E2e,
 }
 
 /// `eventflow replay --stream S --since T [--until T] …`

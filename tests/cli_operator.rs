@@ -329,6 +329,21 @@ async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
         "{report}"
     );
 
+    // End to end: each event timed from its POST to its webhook delivery.
+    let report = bench_report(&server, &["e2e", "--rate", "50"]).await;
+    assert_eq!(report["sent"], 50, "{report}");
+    assert_eq!(report["delivered"], report["accepted"], "{report}");
+    assert!(
+        report["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    let (_, subscriptions) = server.call("GET", "/api/v1/subscriptions", None).await;
+    assert_eq!(
+        subscriptions["subscriptions"],
+        json!([]),
+        "the run cleans up"
+    );
+
     // A refused request is counted by its status.
     let keyed = TestServer::start_with(&[("API_KEYS", "right-key")], Vec::new()).await;
     let report = bench_report(&keyed, &["ingest", "--api-key", "wrong"]).await;

@@ -1,4 +1,4 @@
-//! `eventflow bench ingest|batch`: load against a running EventFlow, closed loop (each connection
+//! `eventflow bench ingest|batch|e2e`: load against a running EventFlow, closed loop (each connection
 //! sends its next request when the last is answered) or open loop at `--rate` requests a second
 //! (latency counted from when each request was due, so a stalled server is not hidden). Latency
 //! percentiles come from an HDR histogram; errors are counted by status.
@@ -17,7 +17,7 @@ use super::Remote;
 use crate::cli::{BenchArgs, BenchKind};
 
 /// Longest latency recorded, in microseconds (a minute).
-const MAX_LATENCY_US: u64 = 60_000_000;
+pub(super) const MAX_LATENCY_US: u64 = 60_000_000;
 
 /// What one connection saw.
 struct Tally {
@@ -28,12 +28,18 @@ struct Tally {
 
 /// `eventflow bench …`
 pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
-    let remote = Arc::new(remote.clone());
+    let duration = Duration::from_secs(args.duration.max(1));
     let (path, events_per_request) = match args.kind {
         BenchKind::Ingest => ("api/v1/events", 1),
         BenchKind::Batch => ("api/v1/events/batch", args.batch_size.max(1)),
+        BenchKind::E2e => {
+            let rate = args.rate.unwrap_or(1000);
+            let report = super::bench_e2e::run(remote, duration, rate).await?;
+            remote.print(&report, describe_e2e);
+            return Ok(());
+        }
     };
-    let duration = Duration::from_secs(args.duration.max(1));
+    let remote = Arc::new(remote.clone());
     let connections = args.connections.max(1);
     let started = Instant::now();
     let deadline = started + duration;
@@ -76,7 +82,6 @@ pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
         .filter(|(status, _)| (200..300).contains(*status))
         .map(|(_, count)| count)
         .sum();
-    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
     let report = json!({
         "kind": format!("{:?}", args.kind).to_lowercase(),
         "connections": connections,
@@ -85,14 +90,20 @@ pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
         "requests": requests,
         "requests_per_second": requests as f64 / seconds,
         "events_per_second": (ok * events_per_request as u64) as f64 / seconds,
-        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99_9": ms(0.999),
-                       "max": latencies.max() as f64 / 1000.0},
+        "latency_ms": latency_report(&latencies),
         "errors": statuses.iter().filter(|(s, _)| !(200..300).contains(*s))
             .map(|(s, c)| (if *s == 0 { "no answer".to_string() } else { s.to_string() }, json!(c)))
             .collect::<serde_json::Map<String, Value>>(),
     });
     remote.print(&report, describe);
     Ok(())
+}
+
+/// Percentiles of `latencies` (microseconds) in milliseconds.
+pub(super) fn latency_report(latencies: &Histogram<u64>) -> Value {
+    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+    json!({"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99_9": ms(0.999),
+           "max": latencies.max() as f64 / 1000.0})
 }
 
 /// Sends requests until `deadline`: back to back, or one per `interval` from `first`.
@@ -188,9 +199,29 @@ async fn show_progress(sent: Arc<AtomicU64>, started: Instant, deadline: Instant
     eprintln!();
 }
 
+/// One line of latency percentiles.
+fn latency_line(latency: &Value) -> String {
+    let ms = |q: &str| latency[q].as_f64().unwrap_or_default();
+    format!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
+        ms("p50"),
+        ms("p90"),
+        ms("p99"),
+        ms("p99_9"),
+        ms("max"),
+    )
+}
+
+/// The end-to-end report for people.
+fn describe_e2e(report: &Value) -> String {
+    format!(
+        "{} events sent at {}/s, {} accepted, {} delivered; POST to webhook receipt:\n",
+        report["sent"], report["rate"], report["accepted"], report["delivered"]
+    ) + &latency_line(&report["latency_ms"])
+}
+
 /// The report for people.
 fn describe(report: &Value) -> String {
-    let latency = &report["latency_ms"];
     let mut out = format!(
         "{} requests in {:.1}s over {} connections: {:.0} requests/s, {:.0} events/s\n",
         report["requests"],
@@ -199,14 +230,7 @@ fn describe(report: &Value) -> String {
         report["requests_per_second"].as_f64().unwrap_or_default(),
         report["events_per_second"].as_f64().unwrap_or_default(),
     );
-    out += &format!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
-        latency["p50"].as_f64().unwrap_or_default(),
-        latency["p90"].as_f64().unwrap_or_default(),
-        latency["p99"].as_f64().unwrap_or_default(),
-        latency["p99_9"].as_f64().unwrap_or_default(),
-        latency["max"].as_f64().unwrap_or_default(),
-    );
+    out += &latency_line(&report["latency_ms"]);
     match report["errors"].as_object() {
         Some(errors) if !errors.is_empty() => {
             for (status, count) in errors {

@@ -3,6 +3,7 @@
 //! line and a non-zero exit.
 
 mod bench;
+mod bench_e2e;
 mod demo;
 mod dlq;
 mod events;
