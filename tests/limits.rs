@@ -116,4 +116,18 @@ async fn oversized_headers_get_431_and_deep_json_422() {
         problem["detail"].as_str().unwrap().contains("deeper than"),
         "{problem}"
     );
+    // The same data in binary content mode (the body is the event's data).
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/json")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "deep-1")
+        .header("ce-source", "tests")
+        .header("ce-type", "deep.event")
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
 }

@@ -12,7 +12,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::correlation::{CorrelationId, TraceParent};
-use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, parse_json};
+use super::problem::{
+    ApiError, ApiPath, ApiQuery, MAX_JSON_DEPTH, Problem, RawBody, parse_json, refuse_deep_json,
+};
 use super::{ApiContext, path_segment};
 use crate::events::ingest::{self, IngestContext};
 use crate::events::{Event, InvalidEvent, Violation};
@@ -125,6 +127,8 @@ pub async fn create_event(
         ContentMode::Binary => {
             let value = ingest::structured_from_binary(&headers, &body)
                 .map_err(|err| ApiError::MalformedJson(err.to_string()))?;
+            // The body is the event's data, one level below the attributes.
+            refuse_deep_json(&value, MAX_JSON_DEPTH + 1)?;
             ingest::from_structured(value, ingest)?
         }
     };

@@ -305,12 +305,18 @@ pub const MAX_JSON_DEPTH: usize = 64;
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::MalformedJson(format!("the body is not valid JSON: {err}")))?;
-    if depth(&value) > MAX_JSON_DEPTH {
+    refuse_deep_json(&value, MAX_JSON_DEPTH)?;
+    Ok(value)
+}
+
+/// Refuses `value` when its arrays and objects nest deeper than `max` levels.
+pub fn refuse_deep_json(value: &serde_json::Value, max: usize) -> Result<(), ApiError> {
+    if depth(value) > max {
         return Err(ApiError::Invalid(format!(
             "the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
-    Ok(value)
+    Ok(())
 }
 
 /// How deeply arrays and objects nest in `value` (a scalar is 0), without recursion.
