@@ -155,12 +155,9 @@ pub struct ReplayArgs {
 pub enum ReplayAction {
     /// Replays, newest first.
     List {
-        /// Page size (1 to 1000, default 100).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Continue after a previous page (its `more: --cursor` hint).
-        #[arg(long)]
-        cursor: Option<String>,
+        /// Page size and position.
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// One replay: status and counts.
     Show {
@@ -189,6 +186,27 @@ pub struct RemoteArgs {
     pub api_key: Option<String>,
 }
 
+/// Paging of the listing commands.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Page size (1 to 1000; the API's default when absent).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Continue after a previous page (its `more: --cursor` hint).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+impl PageArgs {
+    /// The query parameters of the page.
+    pub fn query(self) -> [(&'static str, Option<String>); 2] {
+        [
+            ("limit", self.limit.map(|n| n.to_string())),
+            ("cursor", self.cursor),
+        ]
+    }
+}
+
 /// `eventflow events …`
 #[derive(Debug, Subcommand)]
 pub enum EventsAction {
@@ -211,12 +229,9 @@ pub enum EventsAction {
         /// Exact correlation id.
         #[arg(long)]
         correlation_id: Option<String>,
-        /// Page size (1 to 1000, default 50).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Continue after a previous page (its `more: --cursor` hint).
-        #[arg(long)]
-        cursor: Option<String>,
+        /// Page size and position.
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
@@ -231,12 +246,9 @@ pub enum DlqAction {
         /// Only deliveries to this subscription.
         #[arg(long)]
         subscription: Option<String>,
-        /// Page size (1 to 1000, default 100).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Continue after a previous page (its `more: --cursor` hint).
-        #[arg(long)]
-        cursor: Option<String>,
+        /// Page size and position.
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// One dead letter, whole.
     Show {

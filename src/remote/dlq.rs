@@ -2,7 +2,7 @@
 
 use eventflow::api::path_segment;
 
-use super::{Remote, items, more, table, text};
+use super::Remote;
 use crate::cli::DlqAction;
 
 /// `eventflow dlq …`
@@ -11,34 +11,21 @@ pub async fn dlq(remote: &Remote, action: DlqAction) -> anyhow::Result<()> {
         DlqAction::List {
             kind,
             subscription,
-            limit,
-            cursor,
+            page,
         } => {
-            let query = [
-                ("kind", kind),
-                ("subscription_id", subscription),
-                ("limit", limit.map(|n| n.to_string())),
-                ("cursor", cursor),
+            let mut query = vec![("kind", kind), ("subscription_id", subscription)];
+            query.extend(page.query());
+            let columns = [
+                ("ID", "/id"),
+                ("KIND", "/kind"),
+                ("TYPE", "/event_type"),
+                ("ATTEMPTS", "/attempts"),
+                ("FAILED AT", "/failed_at"),
+                ("ERROR", "/error"),
             ];
-            let page = remote
-                .call(reqwest::Method::GET, "api/v1/dlq", &query, None)
+            remote
+                .print_page("api/v1/dlq", &query, "dead_letters", &columns)
                 .await?;
-            remote.print(&page, |page| {
-                let rows = items(&page["dead_letters"], |letter| {
-                    vec![
-                        text(&letter["id"]),
-                        text(&letter["kind"]),
-                        text(&letter["event_type"]),
-                        text(&letter["attempts"]),
-                        text(&letter["failed_at"]),
-                        text(&letter["error"]),
-                    ]
-                });
-                table(
-                    &["ID", "KIND", "TYPE", "ATTEMPTS", "FAILED AT", "ERROR"],
-                    rows,
-                ) + &more(&page["next_cursor"])
-            });
         }
         DlqAction::Show { id } => {
             let letter = remote

@@ -2,7 +2,7 @@
 
 use eventflow::api::path_segment;
 
-use super::{Remote, items, more, table, text};
+use super::Remote;
 use crate::cli::EventsAction;
 
 /// `eventflow events …`
@@ -26,32 +26,25 @@ pub async fn events(remote: &Remote, action: EventsAction) -> anyhow::Result<()>
             source,
             stream,
             correlation_id,
-            limit,
-            cursor,
+            page,
         } => {
-            let query = [
+            let mut query = vec![
                 ("event_type", event_type),
                 ("source", source),
                 ("stream", stream),
                 ("correlation_id", correlation_id),
-                ("limit", limit.map(|n| n.to_string())),
-                ("cursor", cursor),
             ];
-            let page = remote
-                .call(reqwest::Method::GET, "api/v1/events", &query, None)
+            query.extend(page.query());
+            let columns = [
+                ("SEQ", "/metadata/sequence"),
+                ("TIME", "/time"),
+                ("TYPE", "/type"),
+                ("SOURCE", "/source"),
+                ("ID", "/id"),
+            ];
+            remote
+                .print_page("api/v1/events", &query, "events", &columns)
                 .await?;
-            remote.print(&page, |page| {
-                let rows = items(&page["events"], |e| {
-                    vec![
-                        text(&e["metadata"]["sequence"]),
-                        text(&e["time"]),
-                        text(&e["type"]),
-                        text(&e["source"]),
-                        text(&e["id"]),
-                    ]
-                });
-                table(&["SEQ", "TIME", "TYPE", "SOURCE", "ID"], rows) + &more(&page["next_cursor"])
-            });
         }
     }
     Ok(())

@@ -102,6 +102,29 @@ impl Remote {
         Err(anyhow!("{status}: {detail}"))
     }
 
+    /// GETs one page of a listing and prints it: as JSON, or as a table with one column per
+    /// (header, JSON pointer into each item of `items`) and the next-page hint.
+    pub(super) async fn print_page(
+        &self,
+        path: &str,
+        query: &[(&str, Option<String>)],
+        items_field: &str,
+        columns: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let page = self.call(reqwest::Method::GET, path, query, None).await?;
+        self.print(&page, |page| {
+            let rows = items(&page[items_field], |item| {
+                columns
+                    .iter()
+                    .map(|(_, pointer)| text(item.pointer(pointer).unwrap_or(&Value::Null)))
+                    .collect()
+            });
+            let header: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+            table(&header, rows) + &more(&page["next_cursor"])
+        });
+        Ok(())
+    }
+
     /// Prints `value` as JSON, or as `table` renders it.
     pub(super) fn print(&self, value: &Value, table: impl FnOnce(&Value) -> String) {
         if self.json {

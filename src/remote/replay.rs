@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use eventflow::api::path_segment;
 use eventflow::config::parse_duration;
 
-use super::{Remote, items, more, table, text};
+use super::{Remote, text};
 use crate::cli::{ReplayAction, ReplayArgs};
 
 /// How often a followed replay is looked at.
@@ -23,30 +23,20 @@ pub async fn replay(
 ) -> anyhow::Result<()> {
     match action {
         None => start(remote, request).await,
-        Some(ReplayAction::List { limit, cursor }) => {
-            let query = [("limit", limit.map(|n| n.to_string())), ("cursor", cursor)];
-            let page = remote
-                .call(reqwest::Method::GET, "api/v1/replays", &query, None)
-                .await?;
-            remote.print(&page, |page| {
-                let rows = items(&page["replays"], |r| {
-                    vec![
-                        text(&r["id"]),
-                        text(&r["status"]),
-                        text(&r["stream"]),
-                        text(&r["start_time"]),
-                        text(&r["end_time"]),
-                        text(&r["matched"]),
-                        text(&r["replayed"]),
-                        text(&r["dry_run"]),
-                    ]
-                });
-                let header = [
-                    "ID", "STATUS", "STREAM", "START", "END", "MATCHED", "REPLAYED", "DRY RUN",
-                ];
-                table(&header, rows) + &more(&page["next_cursor"])
-            });
-            Ok(())
+        Some(ReplayAction::List { page }) => {
+            let columns = [
+                ("ID", "/id"),
+                ("STATUS", "/status"),
+                ("STREAM", "/stream"),
+                ("START", "/start_time"),
+                ("END", "/end_time"),
+                ("MATCHED", "/matched"),
+                ("REPLAYED", "/replayed"),
+                ("DRY RUN", "/dry_run"),
+            ];
+            remote
+                .print_page("api/v1/replays", &page.query(), "replays", &columns)
+                .await
         }
         Some(ReplayAction::Show { id }) => {
             let path = format!("api/v1/replays/{}", path_segment(&id));
