@@ -315,6 +315,8 @@ pub async fn start(
             broker: backends.broker.clone(),
             directory: directory.clone(),
             router: router.clone(),
+            consumer_group: config.consumer_group.clone(),
+            shutdown: shutdown.clone(),
             max_batch_events: config.max_batch_events,
             allow_private_webhooks: config.webhook_allow_private_networks,
         };

@@ -94,8 +94,8 @@ pub enum Command {
 /// `eventflow bench …`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// `ingest` (one event per POST), `batch` (POST /api/v1/events/batch) or `e2e` (POST to
-    /// webhook receipt).
+    /// `ingest` (one event per POST), `batch` (POST /api/v1/events/batch), `e2e` (POST to
+    /// webhook receipt) or `replay` (a replay of stored events).
     #[arg(value_enum)]
     pub kind: BenchKind,
     /// Connections sending at once.
@@ -110,6 +110,9 @@ pub struct BenchArgs {
     /// Events per batch request.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
+    /// Events `replay` stores and then replays.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
 }
 
 /// What `eventflow bench` loads.
@@ -122,6 +125,9 @@ pub enum BenchKind {
     /// POST-to-webhook latency through a receiver of the benchmark's own (open loop at
     /// `--rate`, default 1000 events/s).
     E2e,
+    /// A replay of `--events` events stored for it, timed by the server's clock (the server's
+    /// REPLAY_RATE paces replays: set it to 0 to measure the replay itself).
+    Replay,
 }
 
 /// `eventflow replay --stream S --since T [--until T] …`

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{TestServer, user_created};
 use serde_json::{Value, json};
 
@@ -464,4 +466,28 @@ async fn health_metrics_and_docs_are_served() {
         .unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
+}
+
+#[tokio::test]
+async fn stats_report_ingest_lag_dead_letters_and_outbox() {
+    let server = TestServer::start().await;
+    let (status, before) = server.get_json("/api/v1/stats").await;
+    assert_eq!(status, 200, "{before}");
+    for n in 0..3 {
+        server.post_event(&format!("stats.test{n}")).await;
+    }
+    let (_, after) = server.get_json("/api/v1/stats").await;
+    assert_eq!(
+        after["events_ingested_total"].as_u64().unwrap()
+            - before["events_ingested_total"].as_u64().unwrap(),
+        3,
+        "{before} {after}"
+    );
+    assert_eq!(after["dlq_size"], 0, "{after}");
+    let caught_up = common::eventually(Duration::from_secs(10), || async {
+        let (_, stats) = server.get_json("/api/v1/stats").await;
+        stats["consumer_lag"] == 0 && stats["outbox_backlog"] == 0
+    })
+    .await;
+    assert!(caught_up, "the workers read every event");
 }

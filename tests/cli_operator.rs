@@ -344,6 +344,30 @@ async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
         "the run cleans up"
     );
 
+    // A replay of events stored for it, by a server that does not pace replays.
+    let unpaced = TestServer::start_with(&[("REPLAY_RATE", "0")], Vec::new()).await;
+    let report = bench_report(&unpaced, &["replay", "--events", "1200"]).await;
+    assert_eq!(report["matched"], 1200, "{report}");
+    assert_eq!(report["replayed"], 1200, "{report}");
+    assert_eq!(
+        report["deliveries"], 1200,
+        "one job each for the run's receiver: {report}"
+    );
+    assert!(
+        report["events_per_second"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["running_seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    let (_, subscriptions) = unpaced.call("GET", "/api/v1/subscriptions", None).await;
+    assert_eq!(
+        subscriptions["subscriptions"],
+        json!([]),
+        "the run cleans up"
+    );
+
     // A refused request is counted by its status.
     let keyed = TestServer::start_with(&[("API_KEYS", "right-key")], Vec::new()).await;
     let report = bench_report(&keyed, &["ingest", "--api-key", "wrong"]).await;

@@ -391,6 +391,51 @@ async fn store_pages_through_a_type_prefix_and_a_time_window_in_store_order() {
 }
 
 #[tokio::test]
+async fn store_reads_what_was_stored_after_a_sequence_for_live_streams() {
+    for backend in backends().await {
+        let store = &backend.store;
+        assert_eq!(
+            store.last_sequence().await.unwrap(),
+            0,
+            "{}: empty",
+            backend.name
+        );
+        // Store order, whatever the event times: the newest stored is the latest hour here.
+        store
+            .append(
+                [5, 1, 3, 2]
+                    .iter()
+                    .map(|h| event("page.view", "web", &format!("p{h}"), *h))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let all = store.stored_after(0, 10).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|e| e.envelope.id.as_str()).collect();
+        assert_eq!(ids, ["p5", "p1", "p3", "p2"], "{}", backend.name);
+        let last = all[3].metadata.sequence.unwrap();
+        assert_eq!(
+            store.last_sequence().await.unwrap(),
+            last,
+            "{}",
+            backend.name
+        );
+        let second = all[1].metadata.sequence.unwrap();
+        let rest = store.stored_after(second, 1).await.unwrap();
+        assert_eq!(
+            rest[0].envelope.id, "p3",
+            "{}: after, limited",
+            backend.name
+        );
+        assert!(
+            store.stored_after(last, 10).await.unwrap().is_empty(),
+            "{}",
+            backend.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn store_scans_time_ranges_and_tracks_the_outbox() {
     for backend in backends().await {
         let store = &backend.store;

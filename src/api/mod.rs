@@ -7,11 +7,13 @@ mod events;
 mod health;
 mod http_metrics;
 pub mod keys;
+mod live;
 mod openapi;
 mod paging;
 pub mod problem;
 mod rate_limit;
 mod replays;
+mod stats;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -57,6 +59,10 @@ pub struct ApiContext {
     pub directory: Arc<SubscriptionDirectory>,
     /// Routes event types to streams.
     pub router: StreamRouter,
+    /// CONSUMER_GROUP: whose lag the stats report.
+    pub consumer_group: String,
+    /// Cancelled at shutdown: ends live streams, which would otherwise hold it up.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// MAX_BATCH_EVENTS.
     pub max_batch_events: usize,
     /// Whether webhook URLs may lead to non-public addresses.
@@ -85,6 +91,7 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
             post(events::create_event).get(events::list_events),
         )
         .route("/api/v1/events/batch", post(events::create_batch))
+        .route("/api/v1/events/stream", get(live::stream_events))
         .route("/api/v1/events/replay", post(replays::create_replay))
         .route("/api/v1/replays", get(replays::list_replays))
         .route("/api/v1/replays/{id}", get(replays::get_replay))
@@ -108,6 +115,7 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
             "/api/v1/subscriptions/{id}/deliveries",
             get(subscriptions::list_deliveries),
         )
+        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dlq", get(dlq::list_dead_letters))
         .route("/api/v1/dlq/retry", post(dlq::retry_dead_letters))
         .route(

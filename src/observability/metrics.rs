@@ -35,7 +35,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The outbox is counted up to this many events: the count stays cheap in an outage.
-const OUTBOX_COUNT_CAP: u64 = 1_000_000;
+pub const OUTBOX_COUNT_CAP: u64 = 1_000_000;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

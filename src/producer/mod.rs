@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,8 @@ struct Submission {
 #[derive(Debug, Clone)]
 pub struct Producer {
     submissions: mpsc::Sender<Submission>,
+    /// How many events this producer has stored, changed after every commit.
+    stored: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Submission {
@@ -102,18 +104,26 @@ impl Producer {
         let (submissions, queue) = mpsc::channel(QUEUE_CAPACITY);
         let (handoff, committed) = mpsc::channel(HANDOFF_CAPACITY);
         let backlog = Arc::new(AtomicBool::new(true));
+        let (stored_total, stored) = watch::channel(0);
         let committer = Committer {
             store: store.clone(),
             settings,
             handoff,
             backlog: backlog.clone(),
+            stored: Arc::new(stored_total),
         };
         let outbox = outbox::Outbox::new(store, broker, backlog);
         let tasks = ProducerTasks {
             committer: tokio::spawn(committer.run(queue, shutdown.clone())),
             publisher: tokio::spawn(outbox.run(committed, shutdown)),
         };
-        (Self { submissions }, tasks)
+        (
+            Self {
+                submissions,
+                stored,
+            },
+            tasks,
+        )
     }
 
     /// Commits `events` and reports each one's outcome once the transaction is durable.
@@ -127,6 +137,17 @@ impl Producer {
             .await
             .map_err(|_| ProduceError::Closed)?;
         outcome.await.map_err(|_| ProduceError::Closed)?
+    }
+
+    /// Events this producer has stored since it started: the ingest rate is its change over time.
+    pub fn stored_total(&self) -> u64 {
+        *self.stored.borrow()
+    }
+
+    /// Changes whenever this producer has stored new events: live streams wait on it to read
+    /// the store again.
+    pub fn stored_updates(&self) -> watch::Receiver<u64> {
+        self.stored.clone()
     }
 
     /// Buffers an event for the next commit without waiting for it: flushed at BATCH_SIZE
@@ -150,6 +171,7 @@ struct Committer {
     settings: ProducerSettings,
     handoff: mpsc::Sender<Vec<Event>>,
     backlog: Arc<AtomicBool>,
+    stored: Arc<watch::Sender<u64>>,
 }
 
 impl Committer {
@@ -223,6 +245,13 @@ impl Committer {
         metrics::group_commit(sizes.iter().sum(), started.elapsed());
         match appended {
             Ok(outcomes) => {
+                let stored = outcomes
+                    .iter()
+                    .filter(|outcome| matches!(outcome, AppendOutcome::Created(_)))
+                    .count() as u64;
+                if stored > 0 {
+                    self.stored.send_modify(|total| *total += stored);
+                }
                 let created = outcomes.iter().filter_map(|outcome| match outcome {
                     AppendOutcome::Created(event) => Some(event),
                     _ => None,

@@ -1,4 +1,4 @@
-//! `eventflow bench ingest|batch|e2e`: load against a running EventFlow, closed loop (each connection
+//! `eventflow bench ingest|batch|e2e|replay`: load against a running EventFlow, closed loop (each connection
 //! sends its next request when the last is answered) or open loop at `--rate` requests a second
 //! (latency counted from when each request was due, so a stalled server is not hidden). Latency
 //! percentiles come from an HDR histogram; errors are counted by status.
@@ -36,6 +36,11 @@ pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
             let rate = args.rate.unwrap_or(1000);
             let report = super::bench_e2e::run(remote, duration, rate).await?;
             remote.print(&report, describe_e2e);
+            return Ok(());
+        }
+        BenchKind::Replay => {
+            let report = super::bench_replay::run(remote, args.events, args.connections).await?;
+            remote.print(&report, describe_replay);
             return Ok(());
         }
     };
@@ -218,6 +223,22 @@ fn describe_e2e(report: &Value) -> String {
         "{} events sent at {}/s, {} accepted, {} delivered; POST to webhook receipt:\n",
         report["sent"], report["rate"], report["accepted"], report["delivered"]
     ) + &latency_line(&report["latency_ms"])
+}
+
+/// The replay report for people.
+fn describe_replay(report: &Value) -> String {
+    let number = |key: &str| report[key].as_f64().unwrap_or_default();
+    format!(
+        "{} events stored ({:.0}/s) and replayed in {:.2}s after {:.2}s queued: {:.0} events/s; \
+         {} deliveries created, {} received during the replay\n",
+        report["events"],
+        number("seed_events_per_second"),
+        number("running_seconds"),
+        number("queued_seconds"),
+        number("events_per_second"),
+        report["deliveries"],
+        report["delivered_during_replay"],
+    )
 }
 
 /// The report for people.

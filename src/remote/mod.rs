@@ -4,6 +4,8 @@
 
 mod bench;
 mod bench_e2e;
+mod bench_receiver;
+mod bench_replay;
 mod demo;
 mod dlq;
 mod events;

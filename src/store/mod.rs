@@ -145,6 +145,13 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// Events stored after sequence `after`, in store order: what a live stream sends next.
+    async fn stored_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The sequence of the newest stored event (0 when there is none): where a live stream
+    /// starts.
+    async fn last_sequence(&self) -> Result<i64, StoreError>;
+
     /// The oldest stored events not yet handed to the broker (the outbox).
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 

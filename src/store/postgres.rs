@@ -265,6 +265,30 @@ impl EventStore for PgStore {
         .await
     }
 
+    async fn stored_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        bounded(async {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT seq, body::text FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            decode_rows(rows)
+        })
+        .await
+    }
+
+    async fn last_sequence(&self) -> Result<i64, StoreError> {
+        bounded(async {
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(last.unwrap_or(0))
+        })
+        .await
+    }
+
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         bounded(async {
             let rows: Vec<(i64, String)> = sqlx::query_as(

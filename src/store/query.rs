@@ -24,6 +24,14 @@ impl TypeFilter {
             None => Self::Exact(pattern.to_string()),
         }
     }
+
+    /// Whether `event_type` passes the filter.
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::Exact(exact) => event_type == exact,
+            Self::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+        }
+    }
 }
 
 /// A position in the newest-first listing: the next page starts below this sequence.

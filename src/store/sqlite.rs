@@ -206,6 +206,23 @@ impl EventStore for SqliteStore {
         decode_rows(rows)
     }
 
+    async fn stored_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.db.reader)
+                .await?;
+        decode_rows(rows)
+    }
+
+    async fn last_sequence(&self) -> Result<i64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.db.reader)
+            .await?;
+        Ok(last.unwrap_or(0))
+    }
+
     async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT seq, body FROM events WHERE published = 0 ORDER BY seq LIMIT ?")
