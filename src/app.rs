@@ -19,7 +19,7 @@ use crate::delivery::{
 use crate::events::StreamRouter;
 use crate::observability::metrics;
 use crate::producer::{Producer, ProducerSettings};
-use crate::reliability::{BreakerConfig, RetryConfig};
+use crate::reliability::{BreakerBoard, BreakerConfig, RetryConfig};
 use crate::replay::{ReplayRunner, ReplayStore, ReplayTasks};
 use crate::retention::Retention;
 use crate::sqlite::SqliteDb;
@@ -277,6 +277,11 @@ pub async fn start(
     let router = StreamRouter::new(config.default_stream.clone());
 
     let directory = Arc::new(SubscriptionDirectory::new(backends.deliveries.clone()));
+    let breakers = BreakerBoard::new(BreakerConfig {
+        failure_threshold: config.breaker_failure_threshold,
+        recovery_timeout: config.breaker_recovery_timeout,
+        half_open_max_calls: config.breaker_half_open_max_calls,
+    });
     let probes = Probes {
         app_name: config.app_name.clone(),
         app_env: config.app_env,
@@ -316,6 +321,7 @@ pub async fn start(
             directory: directory.clone(),
             router: router.clone(),
             consumer_group: config.consumer_group.clone(),
+            breakers: breakers.clone(),
             shutdown: shutdown.clone(),
             max_batch_events: config.max_batch_events,
             allow_private_webhooks: config.webhook_allow_private_networks,
@@ -358,7 +364,9 @@ pub async fn start(
             .spawn(shutdown.clone())
     });
     let worker = if role.worker {
-        let started = start_worker(config, &backends, directory, handlers, &router, &shutdown);
+        let started = start_worker(
+            config, &backends, directory, breakers, handlers, &router, &shutdown,
+        );
         // Without its worker the process must not run on: stop the server just started.
         Some(started.inspect_err(|_| shutdown.cancel())?)
     } else {
@@ -418,6 +426,7 @@ fn start_worker(
     config: &Config,
     backends: &Backends,
     directory: Arc<SubscriptionDirectory>,
+    breakers: BreakerBoard,
     handlers: Vec<Arc<dyn Handler>>,
     router: &StreamRouter,
     shutdown: &CancellationToken,
@@ -435,11 +444,7 @@ fn start_worker(
         directory.clone(),
         DispatcherSettings {
             retry: retry.clone(),
-            breaker: BreakerConfig {
-                failure_threshold: config.breaker_failure_threshold,
-                recovery_timeout: config.breaker_recovery_timeout,
-                half_open_max_calls: config.breaker_half_open_max_calls,
-            },
+            breakers,
             timeout: config.webhook_timeout,
             allow_private: config.webhook_allow_private_networks,
         },

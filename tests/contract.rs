@@ -957,7 +957,7 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         // A copy sent again after its lease ran out finds the job moved on: nothing recorded.
         let stale = store.record_attempts(&records[..1]).await.unwrap();
         assert!(stale.is_empty(), "{name}");
-        let log = store.attempts(sub, None, 10).await.unwrap();
+        let log = store.attempts(sub, None, None, 10).await.unwrap();
         assert_eq!(log.attempts.len(), 2, "{name}");
         assert_eq!(
             log.attempts[0].status_code,
@@ -966,10 +966,19 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         );
         assert_eq!(log.attempts[1].next_attempt_at, Some(at(100)), "{name}");
         assert_eq!(log.attempts[1].latency_ms, 3.0, "{name}");
-        let page = store.attempts(sub, None, 1).await.unwrap();
-        let rest = store.attempts(sub, page.next_cursor, 1).await.unwrap();
+        let page = store.attempts(sub, None, None, 1).await.unwrap();
+        let rest = store
+            .attempts(sub, None, page.next_cursor, 1)
+            .await
+            .unwrap();
         assert_eq!(rest.attempts[0].delivery_id, first.id, "{name}");
         assert_eq!(rest.next_cursor, None, "{name}");
+        let of_first = store
+            .attempts(sub, Some(&first.event_id), None, 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = of_first.attempts.iter().map(|a| &a.delivery_id).collect();
+        assert_eq!(ids, [&first.id], "{name}: one event's attempts");
 
         // The retry comes due at its time with its attempt count; postponing moves it.
         assert!(
@@ -1025,7 +1034,7 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         );
         assert!(
             store
-                .attempts(sub, None, 10)
+                .attempts(sub, None, None, 10)
                 .await
                 .unwrap()
                 .attempts
@@ -1044,7 +1053,7 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts() 
         assert!(store.delete_subscription(sub).await.unwrap(), "{name}");
         assert!(
             store
-                .attempts(sub, None, 10)
+                .attempts(sub, None, None, 10)
                 .await
                 .unwrap()
                 .attempts

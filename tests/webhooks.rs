@@ -600,9 +600,15 @@ async fn an_open_circuit_holds_deliveries_without_spending_attempts() {
     let receiver = Receiver::start(Mode::Fail(503)).await;
     let subscription = server.subscribe(&receiver.url, &["*"]).await;
     let id = subscription["id"].as_str().unwrap();
-    server.post_event("breaker.test").await;
+    let event_id = server.post_event("breaker.test").await;
     let open = format!(r#"eventflow_circuit_breaker_state{{subscription="{id}"}} 1"#);
     assert!(eventually(WAIT, || async { server.metrics().await.contains(&open) }).await);
+    let path = format!("/api/v1/subscriptions/{id}");
+    assert_eq!(
+        server.get_json(&path).await.1["breaker"],
+        "open",
+        "the API shows it"
+    );
     // Two failures opened it; while it is open the retry waits instead of being attempted.
     assert_eq!(receiver.count(), 2);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -622,9 +628,23 @@ async fn an_open_circuit_holds_deliveries_without_spending_attempts() {
     // waiting while open spent none.
     let log = delivery_log(&server, id).await;
     assert_eq!(log.len(), 3, "{log:?}");
+    let (_, of_event) = server
+        .get_json(&format!("{path}/deliveries?event_id={event_id}"))
+        .await;
+    assert_eq!(
+        of_event["attempts"].as_array().unwrap().len(),
+        3,
+        "{of_event}"
+    );
+    let (_, of_other) = server
+        .get_json(&format!("{path}/deliveries?event_id=another"))
+        .await;
+    assert_eq!(of_other["attempts"], json!([]), "{of_other}");
     assert!(dead_letters(&server).await.is_empty());
     let closed = format!(r#"eventflow_circuit_breaker_state{{subscription="{id}"}} 0"#);
     assert!(server.metrics().await.contains(&closed));
+    let (_, subscriptions) = server.get_json("/api/v1/subscriptions").await;
+    assert_eq!(subscriptions["subscriptions"][0]["breaker"], "closed");
 }
 
 #[tokio::test]

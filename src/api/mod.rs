@@ -1,6 +1,7 @@
 //! The HTTP API: routes, shared state, and the middleware every request passes.
 
 mod auth;
+mod console;
 pub mod correlation;
 mod dlq;
 mod events;
@@ -30,6 +31,7 @@ use crate::broker::Broker;
 use crate::delivery::{DeliveryStore, SubscriptionDirectory};
 use crate::events::StreamRouter;
 use crate::producer::Producer;
+use crate::reliability::BreakerBoard;
 use crate::replay::ReplayStore;
 use crate::store::EventStore;
 use problem::{ApiError, PROBLEM_JSON};
@@ -61,6 +63,8 @@ pub struct ApiContext {
     pub router: StreamRouter,
     /// CONSUMER_GROUP: whose lag the stats report.
     pub consumer_group: String,
+    /// This process's circuit breakers, whose state subscriptions show.
+    pub breakers: BreakerBoard,
     /// Cancelled at shutdown: ends live streams, which would otherwise hold it up.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// MAX_BATCH_EVENTS.
@@ -82,8 +86,8 @@ pub fn path_segment(text: &str) -> String {
     encoded
 }
 
-/// The complete router of an API process: API (behind `access`), health, metrics, OpenAPI
-/// document and docs page.
+/// The complete router of an API process: API (behind `access`), web console, health, metrics,
+/// OpenAPI document and docs page.
 pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLimits) -> Router {
     let api = Router::new()
         .route(
@@ -134,6 +138,7 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
     let app = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(api)
+        .merge(console::routes())
         .merge(probe_routes(probes))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     with_problems_and_correlation(app, limits.timeout)

@@ -100,7 +100,33 @@ pub struct RotatedSecret {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionList {
     /// Oldest first.
-    subscriptions: Vec<Subscription>,
+    subscriptions: Vec<SubscriptionView>,
+}
+
+/// A subscription as the API shows it: its settings and its endpoint's circuit breaker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// The settings.
+    #[serde(flatten)]
+    subscription: Subscription,
+    /// The circuit breaker of its endpoint in this process (`closed`, `open`, `half_open`);
+    /// absent where this process does not deliver (an API-only process) or has not yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    breaker: Option<&'static str>,
+}
+
+impl SubscriptionView {
+    /// `subscription` with its breaker's state in this process.
+    fn of(ctx: &ApiContext, subscription: Subscription) -> Self {
+        let breaker = ctx
+            .breakers
+            .state(&subscription.id)
+            .map(|state| state.as_str());
+        Self {
+            subscription,
+            breaker,
+        }
+    }
 }
 
 /// A page of a subscription's delivery log.
@@ -117,6 +143,8 @@ pub struct DeliveryLog {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
+    /// Only the attempts at delivering this event.
+    event_id: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -195,7 +223,7 @@ pub async fn list_subscriptions(
         .subscriptions()
         .await?
         .into_iter()
-        .map(|stored| stored.subscription)
+        .map(|stored| SubscriptionView::of(&ctx, stored.subscription))
         .collect();
     Ok(Json(SubscriptionList { subscriptions }))
 }
@@ -205,7 +233,7 @@ pub async fn list_subscriptions(
     get, path = "/api/v1/subscriptions/{id}", tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id")),
     responses(
-        (status = 200, description = "The subscription", body = Subscription),
+        (status = 200, description = "The subscription", body = SubscriptionView),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
     )
@@ -213,8 +241,9 @@ pub async fn list_subscriptions(
 pub async fn get_subscription(
     State(ctx): State<Arc<ApiContext>>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Subscription>, ApiError> {
-    Ok(Json(find(&ctx, &id).await?.subscription))
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let subscription = find(&ctx, &id).await?.subscription;
+    Ok(Json(SubscriptionView::of(&ctx, subscription)))
 }
 
 /// Changes a subscription; pending deliveries go to its new URL and are signed with its new
@@ -224,7 +253,7 @@ pub async fn get_subscription(
     params(("id" = String, Path, description = "Subscription id")),
     request_body = SubscriptionChanges,
     responses(
-        (status = 200, description = "The changed subscription", body = Subscription),
+        (status = 200, description = "The changed subscription", body = SubscriptionView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = Problem, content_type = "application/problem+json"),
@@ -235,7 +264,7 @@ pub async fn update_subscription(
     State(ctx): State<Arc<ApiContext>>,
     ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
-) -> Result<Json<Subscription>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     let changes: SubscriptionChanges = decode_json(&body)?;
     let mut stored = find(&ctx, &id).await?;
     let url_changed = changes.webhook_url.is_some();
@@ -262,7 +291,7 @@ pub async fn update_subscription(
         stored.previous = None;
     }
     save(&ctx, &stored, url_changed).await?;
-    Ok(Json(stored.subscription))
+    Ok(Json(SubscriptionView::of(&ctx, stored.subscription)))
 }
 
 /// Rotates a subscription's signing secret: deliveries are signed with the new secret at once,
@@ -354,7 +383,10 @@ pub async fn list_deliveries(
     let limit = paging::limit(params.limit)?;
     let cursor = paging::cursor(params.cursor.as_deref())?;
     find(&ctx, &id).await?;
-    let page = ctx.deliveries.attempts(&id, cursor, limit).await?;
+    let page = ctx
+        .deliveries
+        .attempts(&id, params.event_id.as_deref(), cursor, limit)
+        .await?;
     Ok(Json(DeliveryLog {
         attempts: page.attempts,
         next_cursor: page.next_cursor.map(|c| c.to_string()),

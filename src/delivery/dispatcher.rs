@@ -31,7 +31,7 @@ use super::{
 use crate::events::trace::trace_id;
 use crate::events::{CloudEvent, Event};
 use crate::observability::metrics;
-use crate::reliability::{BreakerConfig, BreakerError, CircuitBreaker, RetryConfig, random_unit};
+use crate::reliability::{BreakerBoard, BreakerError, CircuitBreaker, RetryConfig, random_unit};
 use crate::replay::REPLAY_EXTENSION;
 use crate::store::{EventStore, StoreError};
 
@@ -60,8 +60,8 @@ const RECORD_BATCH: usize = 500;
 pub struct DispatcherSettings {
     /// Attempts and backoff (MAX_RETRIES, RETRY_BASE_DELAY, RETRY_MAX_DELAY).
     pub retry: RetryConfig,
-    /// Each subscription's circuit breaker (BREAKER_*).
-    pub breaker: BreakerConfig,
+    /// Each subscription's circuit breaker (BREAKER_*), shared with the API of this process.
+    pub breakers: BreakerBoard,
     /// Connect and total timeout of a request (WEBHOOK_TIMEOUT_MS).
     pub timeout: Duration,
     /// Whether endpoints may be on non-public addresses.
@@ -172,7 +172,6 @@ struct Inner {
     settings: DispatcherSettings,
     /// How long a job claimed for sending stays away from other processes.
     lease: Duration,
-    breakers: Mutex<HashMap<String, Arc<CircuitBreaker>>>,
     /// Requests in flight per subscription.
     busy: Mutex<HashMap<String, usize>>,
     sending: Semaphore,
@@ -203,7 +202,6 @@ impl Dispatcher {
             // Long enough for requests that wait for a free slot and then time out.
             lease: settings.timeout * 3 + Duration::from_secs(30),
             settings,
-            breakers: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             sending: Semaphore::new(MAX_SENDING),
             records,
@@ -486,14 +484,7 @@ impl Inner {
 
     /// The circuit breaker of a subscription's endpoint.
     fn breaker(&self, subscription_id: &str) -> Arc<CircuitBreaker> {
-        let mut breakers = self
-            .breakers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        breakers
-            .entry(subscription_id.to_string())
-            .or_insert_with(|| Arc::new(CircuitBreaker::new(self.settings.breaker)))
-            .clone()
+        self.settings.breakers.breaker(subscription_id)
     }
 
     /// Takes one of the subscription's request slots, if one is free.

@@ -58,10 +58,12 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// the ids of the jobs recorded.
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError>;
 
-    /// A page of a subscription's delivery log, newest first, below `cursor`.
+    /// A page of a subscription's delivery log, newest first, below `cursor`; only the attempts
+    /// at delivering `event_id` when given.
     async fn attempts(
         &self,
         subscription_id: &str,
+        event_id: Option<&str>,
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<AttemptPage, StoreError>;

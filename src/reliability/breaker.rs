@@ -28,7 +28,8 @@
 //! # }
 //! ```
 
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -59,6 +60,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// The name shown by the API: `closed`, `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+
     /// The metric value: 0 closed, 1 open, 2 half-open.
     pub fn as_metric(self) -> f64 {
         match self {
@@ -97,6 +107,43 @@ enum Phase {
         in_flight: u32,
         successes: u32,
     },
+}
+
+/// The circuit breakers of one process, one per key (a subscription): the dispatcher sends
+/// through them and the API shows their state. Clones share the breakers.
+#[derive(Debug, Clone)]
+pub struct BreakerBoard {
+    config: BreakerConfig,
+    breakers: Arc<Mutex<HashMap<String, Arc<CircuitBreaker>>>>,
+}
+
+impl BreakerBoard {
+    /// A board whose breakers are made with `config`.
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            breakers: Arc::default(),
+        }
+    }
+
+    /// The breaker of `key`, made closed on first use.
+    pub fn breaker(&self, key: &str) -> Arc<CircuitBreaker> {
+        self.lock()
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(CircuitBreaker::new(self.config)))
+            .clone()
+    }
+
+    /// The state of `key`'s breaker; `None` when this process has not used it.
+    pub fn state(&self, key: &str) -> Option<BreakerState> {
+        self.lock().get(key).map(|breaker| breaker.state())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<CircuitBreaker>>> {
+        self.breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A circuit breaker; see the module documentation. Share it (`Arc`) among the callers of one

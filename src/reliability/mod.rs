@@ -3,6 +3,6 @@
 mod breaker;
 mod retry;
 
-pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
+pub use breaker::{BreakerBoard, BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
 pub(crate) use retry::random_unit;
 pub use retry::{RetryConfig, retry};

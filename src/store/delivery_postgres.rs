@@ -379,6 +379,7 @@ impl DeliveryStore for PgStore {
     async fn attempts(
         &self,
         subscription_id: &str,
+        event_id: Option<&str>,
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<AttemptPage, StoreError> {
@@ -388,12 +389,13 @@ impl DeliveryStore for PgStore {
                  (extract(epoch FROM attempted_at) * 1000000)::bigint AS attempted_us, \
                  (extract(epoch FROM next_attempt_at) * 1000000)::bigint AS next_attempt_us \
                  FROM delivery_attempts WHERE subscription_id = $1 AND seq < $2 \
-                 ORDER BY seq DESC LIMIT $3",
+                 AND ($4::text IS NULL OR event_id = $4) ORDER BY seq DESC LIMIT $3",
             )
             .persistent(false)
             .bind(subscription_id)
             .bind(cursor.unwrap_or(i64::MAX))
             .bind(i64::from(limit) + 1)
+            .bind(event_id)
             .fetch_all(self.pool())
             .await?;
             Ok(attempt_page(rows, limit))

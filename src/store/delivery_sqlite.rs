@@ -319,15 +319,19 @@ impl DeliveryStore for SqliteStore {
     async fn attempts(
         &self,
         subscription_id: &str,
+        event_id: Option<&str>,
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<AttemptPage, StoreError> {
         let rows: Vec<AttemptRow> = sqlx::query_as(
             "SELECT seq, delivery_id, event_id, attempt, status_code, latency_us, error, \
              attempted_us, next_attempt_us FROM delivery_attempts \
-             WHERE subscription_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+             WHERE subscription_id = ? AND (? IS NULL OR event_id = ?) AND seq < ? \
+             ORDER BY seq DESC LIMIT ?",
         )
         .bind(subscription_id)
+        .bind(event_id)
+        .bind(event_id)
         .bind(cursor.unwrap_or(i64::MAX))
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.db().reader)

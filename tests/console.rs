@@ -1,0 +1,98 @@
+//! The web console in a real browser: `tests/browser/console.test.mjs` drives Debian's Chromium
+//! through playwright-core against a running EventFlow with API keys. It posts events and sees
+//! them in the live tail (and held back while paused), opens an event, retries a dead letter
+//! from the page and runs a replay dry run; screenshots are kept under the target directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::TestServer;
+use common::receiver::{Mode, Receiver};
+
+/// Where the screenshots of the last run are kept.
+const SCREENSHOTS: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/console-screenshots");
+/// The key the browser enters, with every scope.
+const API_KEY: &str = "console-test-key";
+
+/// True when Node.js, Chromium and the test's npm packages are there; otherwise the test is
+/// skipped, or fails under EVENTFLOW_REQUIRE_SERVICES=1 (`.ci/run` installs them).
+fn has_browser_tools(browser_dir: &Path) -> bool {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let chromium =
+        Path::new(&std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into())).exists();
+    let packages = browser_dir.join("node_modules/playwright-core").exists();
+    let ready = node && chromium && packages;
+    if !ready {
+        assert!(
+            std::env::var("EVENTFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "the browser test needs node ({node}), chromium ({chromium}) and `npm ci --prefix tests/browser` ({packages})"
+        );
+        eprintln!(
+            "skipped: apt-get install nodejs npm chromium, then npm ci --prefix tests/browser"
+        );
+    }
+    ready
+}
+
+#[tokio::test]
+async fn the_console_tails_events_and_retries_a_dead_letter_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !has_browser_tools(&browser_dir) {
+        return;
+    }
+    let server = TestServer::start_with(
+        &[
+            ("API_KEYS", &format!("console={API_KEY}")),
+            ("MAX_RETRIES", "0"),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let failing = Receiver::start(Mode::Fail(500)).await;
+    let script = browser_dir.join("console.test.mjs");
+    let args = [
+        script.display().to_string(),
+        "--url".into(),
+        server.url(""),
+        "--api-key".into(),
+        API_KEY.into(),
+        "--webhook-fail-url".into(),
+        failing.url.clone(),
+        "--screenshots".into(),
+        SCREENSHOTS.into(),
+    ];
+    let run = tokio::process::Command::new("node")
+        .args(&args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the browser test ends within 5 minutes")
+        .expect("node runs");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "browser test failed (screenshots in {SCREENSHOTS}):\n{log}"
+    );
+    for shot in [
+        "live-tail.png",
+        "event-detail.png",
+        "dead-letters.png",
+        "replay.png",
+    ] {
+        assert!(
+            Path::new(SCREENSHOTS).join(shot).exists(),
+            "{shot} missing:\n{log}"
+        );
+    }
+}
