@@ -94,8 +94,9 @@ pub enum Command {
 /// `eventflow bench …`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// `ingest` (one event per POST), `batch` (POST /api/v1/events/batch), `e2e` (POST to
-    /// webhook receipt) or `replay` (a replay of stored events).
+    /// `health` (GET /health/live, the HTTP ceiling), `ingest` (one event per POST), `batch`
+    /// (POST /api/v1/events/batch), `e2e` (POST to webhook receipt) or `replay` (a replay of
+    /// stored events).
     #[arg(value_enum)]
     pub kind: BenchKind,
     /// Connections sending at once.
@@ -118,6 +119,8 @@ pub struct BenchArgs {
 /// What `eventflow bench` loads.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BenchKind {
+    /// GET /health/live: what the server's HTTP layer can answer, the ceiling of `ingest`.
+    Health,
     /// Single-event POSTs.
     Ingest,
     /// Batches of events.

@@ -452,12 +452,41 @@ async fn store_scans_time_ranges_and_tracks_the_outbox() {
             start: Utc.with_ymd_and_hms(2024, 1, 1, 2, 0, 0).unwrap(),
             end: Utc.with_ymd_and_hms(2024, 1, 1, 6, 0, 0).unwrap(),
         };
-        let first = store.scan(&range, 0, 3).await.unwrap();
+        let first = store.scan(&range, 0, i64::MAX, 3).await.unwrap();
         let ids: Vec<_> = first.iter().map(|e| e.envelope.id.as_str()).collect();
         assert_eq!(ids, ["u2", "u3", "u4"], "{}", backend.name);
         let after = first.last().unwrap().metadata.sequence.unwrap();
-        let rest = store.scan(&range, after, 3).await.unwrap();
+        let rest = store.scan(&range, after, i64::MAX, 3).await.unwrap();
         assert_eq!(rest.len(), 1, "{}", backend.name);
+        let (first_seq, last_seq) = store.sequence_bounds(&range).await.unwrap().unwrap();
+        assert_eq!(
+            first_seq,
+            first[0].metadata.sequence.unwrap(),
+            "{}",
+            backend.name
+        );
+        assert_eq!(
+            last_seq,
+            rest[0].metadata.sequence.unwrap(),
+            "{}",
+            backend.name
+        );
+        let through = store
+            .scan(&range, 0, first[1].metadata.sequence.unwrap(), 10)
+            .await
+            .unwrap();
+        let ids: Vec<_> = through.iter().map(|e| e.envelope.id.as_str()).collect();
+        assert_eq!(ids, ["u2", "u3"], "{}: up to `through`", backend.name);
+        let elsewhere = TimeRange {
+            stream: Some("events:system".into()),
+            ..range.clone()
+        };
+        assert_eq!(
+            store.sequence_bounds(&elsewhere).await.unwrap(),
+            None,
+            "{}",
+            backend.name
+        );
 
         assert_eq!(
             store.unpublished(100).await.unwrap().len(),

@@ -16,6 +16,9 @@ use tokio::time::Instant;
 use super::Remote;
 use crate::cli::{BenchArgs, BenchKind};
 
+/// What `bench health` requests: the cheapest answer the server has, its HTTP ceiling.
+const PROBE_PATH: &str = "health/live";
+
 /// Longest latency recorded, in microseconds (a minute).
 pub(super) const MAX_LATENCY_US: u64 = 60_000_000;
 
@@ -30,6 +33,7 @@ struct Tally {
 pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration.max(1));
     let (path, events_per_request) = match args.kind {
+        BenchKind::Health => (PROBE_PATH, 0),
         BenchKind::Ingest => ("api/v1/events", 1),
         BenchKind::Batch => ("api/v1/events/batch", args.batch_size.max(1)),
         BenchKind::E2e => {
@@ -141,21 +145,17 @@ async fn connection_loop(
         } else {
             Instant::now()
         };
-        let body = if events_per_request == 1 {
-            event(n)
-        } else {
-            Value::from(
-                (0..events_per_request)
+        let request = match events_per_request {
+            0 => remote.request(reqwest::Method::GET, path)?,
+            1 => remote.request(reqwest::Method::POST, path)?.json(&event(n)),
+            _ => {
+                let batch: Vec<Value> = (0..events_per_request)
                     .map(|i| event(n * 1000 + i as u64))
-                    .collect::<Vec<_>>(),
-            )
+                    .collect();
+                remote.request(reqwest::Method::POST, path)?.json(&batch)
+            }
         };
-        let status = match remote
-            .request(reqwest::Method::POST, path)?
-            .json(&body)
-            .send()
-            .await
-        {
+        let status = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 // Read the answer: a response is complete only when its body has arrived.
@@ -230,7 +230,7 @@ fn describe_replay(report: &Value) -> String {
     let number = |key: &str| report[key].as_f64().unwrap_or_default();
     format!(
         "{} events stored ({:.0}/s) and replayed in {:.2}s after {:.2}s queued: {:.0} events/s; \
-         {} deliveries created, {} received during the replay\n",
+         {} deliveries created, {} received during the replay; a dry run walked {:.0} events/s\n",
         report["events"],
         number("seed_events_per_second"),
         number("running_seconds"),
@@ -238,6 +238,7 @@ fn describe_replay(report: &Value) -> String {
         number("events_per_second"),
         report["deliveries"],
         report["delivered_during_replay"],
+        number("dry_run_events_per_second"),
     )
 }
 

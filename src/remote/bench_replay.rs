@@ -1,7 +1,8 @@
 //! `eventflow bench replay`: how fast a replay walks stored events. It stores `--events` events
-//! of its own type in batches, waits until the workers have processed them, subscribes a
-//! receiver of its own, replays the window to it and times the replay from the server's own
-//! timestamps: from the first batch it saw committed to the replay's end.
+//! of its own type in batches and waits until the workers have processed them; then it times a
+//! dry run of the window (the walk alone), subscribes a receiver of its own and replays the
+//! window to it (the walk and a delivery job per event, while the workers deliver them). Both
+//! are timed from the server's own timestamps: from the first batch seen committed to the end.
 
 use std::time::Duration;
 
@@ -32,15 +33,16 @@ pub(super) async fn run(remote: &Remote, events: u64, connections: u32) -> anyho
     let (stream, seed_seconds) = seed(remote, events, connections).await?;
     let end_time = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(2);
     settle(remote).await?;
-    let receiver = BenchReceiver::subscribe(remote, EVENT_TYPE).await?;
-    let request = json!({
+    let window = json!({
         "stream": stream,
         "start_time": start_time,
         "end_time": end_time,
         "event_types": [EVENT_TYPE],
-        "subscription_id": receiver.subscription_id(),
     });
-    let outcome = follow(remote, &request).await;
+    let dry_run = follow(remote, &json!({"dry_run": true}), &window).await?;
+    let receiver = BenchReceiver::subscribe(remote, EVENT_TYPE).await?;
+    let to_receiver = json!({"subscription_id": receiver.subscription_id()});
+    let outcome = follow(remote, &to_receiver, &window).await;
     let delivered = receiver.delivered();
     receiver.remove(remote).await?;
     let timing = outcome?;
@@ -63,8 +65,9 @@ pub(super) async fn run(remote: &Remote, events: u64, connections: u32) -> anyho
         "deliveries": timing.finished["deliveries"],
         "queued_seconds": timing.queued_seconds,
         "running_seconds": timing.running_seconds,
-        "events_per_second": timing.measured_events as f64 / timing.running_seconds.max(1e-6),
+        "events_per_second": timing.events_per_second(),
         "delivered_during_replay": delivered,
+        "dry_run_events_per_second": dry_run.events_per_second(),
     }))
 }
 
@@ -146,18 +149,29 @@ struct ReplayTiming {
     queued_seconds: f64,
     /// From the first committed batch seen to the end.
     running_seconds: f64,
-    /// Events replayed in `running_seconds`.
+    /// Events of the window walked in `running_seconds`.
     measured_events: u64,
 }
 
-/// Queues the replay and follows it to its end.
-async fn follow(remote: &Remote, request: &Value) -> anyhow::Result<ReplayTiming> {
+impl ReplayTiming {
+    /// The rate of the walk while it ran.
+    fn events_per_second(&self) -> f64 {
+        self.measured_events as f64 / self.running_seconds.max(1e-6)
+    }
+}
+
+/// Queues a replay of `window` with `options` and follows it to its end.
+async fn follow(remote: &Remote, options: &Value, window: &Value) -> anyhow::Result<ReplayTiming> {
+    let mut request = window.clone();
+    if let (Some(request), Some(options)) = (request.as_object_mut(), options.as_object()) {
+        request.extend(options.clone());
+    }
     let replay = remote
         .call(
             reqwest::Method::POST,
             "api/v1/events/replay",
             &[],
-            Some(request),
+            Some(&request),
         )
         .await?;
     let path = format!(
@@ -170,7 +184,7 @@ async fn follow(remote: &Remote, request: &Value) -> anyhow::Result<ReplayTiming
     let mut first_batch: Option<(DateTime<Utc>, u64)> = None;
     loop {
         let replay = remote.call(reqwest::Method::GET, &path, &[], None).await?;
-        let replayed = replay["replayed"].as_u64().unwrap_or(0);
+        let matched = replay["matched"].as_u64().unwrap_or(0);
         let status = replay["status"].as_str().unwrap_or_default();
         if let Some(finished_at) = replay.get("finished_at").filter(|v| !v.is_null()) {
             let finished = timestamp(finished_at)?;
@@ -179,12 +193,12 @@ async fn follow(remote: &Remote, request: &Value) -> anyhow::Result<ReplayTiming
             return Ok(ReplayTiming {
                 queued_seconds: seconds_between(created, from),
                 running_seconds: seconds_between(from, finished),
-                measured_events: replayed - before,
+                measured_events: matched - before,
                 finished: replay,
             });
         }
-        if status == "running" && replayed > 0 && first_batch.is_none() {
-            first_batch = Some((timestamp(&replay["updated_at"])?, replayed));
+        if status == "running" && matched > 0 && first_batch.is_none() {
+            first_batch = Some((timestamp(&replay["updated_at"])?, matched));
         }
         if Instant::now() >= deadline {
             bail!("the replay did not end within {REPLAY_LIMIT:?}: {replay}");

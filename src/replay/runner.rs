@@ -28,7 +28,7 @@ const LEASE: Duration = Duration::from_secs(30);
 /// Replays one process runs at once.
 const MAX_RUNNING: usize = 4;
 /// Most events read from the store at once.
-const SCAN_BATCH: u32 = 500;
+const SCAN_BATCH: u32 = 5000;
 /// Delivery jobs created in one transaction, at most (the batch of events shrinks to fit).
 const MAX_BATCH_JOBS: u32 = 5000;
 /// Pause after the store failed, before trying again.
@@ -105,6 +105,8 @@ impl ReplayRunner {
         tracing::info!(replay = %replay.id, stream = %replay.stream, dry_run = replay.dry_run, resumed_after = replay.progress.cursor, "replay running");
         let mut pacer = Pacer::new(if replay.dry_run { None } else { self.rate });
         let mut progress = replay.progress;
+        // The last event of the window in store order, once known: the walk ends there.
+        let mut through = None;
         loop {
             if shutdown.is_cancelled() {
                 // Handed back: the next process to look takes it at once.
@@ -117,7 +119,7 @@ impl ReplayRunner {
                 }
                 return;
             }
-            let advanced = match self.step(&replay, progress, &pacer).await {
+            let advanced = match self.step(&replay, progress, &mut through, &pacer).await {
                 Ok(Step::Done) => {
                     return self
                         .finish(&replay, lease, &progress, ReplayStatus::Completed, None)
@@ -167,11 +169,14 @@ impl ReplayRunner {
         }
     }
 
-    /// Reads the next batch of events after `progress` and plans their deliveries.
+    /// Reads the next batch of events after `progress` and plans their deliveries. The window's
+    /// stretch of the store is looked up first (`through`, its last sequence): the walk starts
+    /// at its first event and ends at its last.
     async fn step(
         &self,
         replay: &Replay,
         mut progress: ReplayProgress,
+        through: &mut Option<i64>,
         pacer: &Pacer,
     ) -> Result<Step, StoreError> {
         let range = TimeRange {
@@ -179,13 +184,30 @@ impl ReplayRunner {
             start: replay.start_time,
             end: replay.end_time,
         };
+        let last = match *through {
+            Some(last) => last,
+            None => match self.events.sequence_bounds(&range).await? {
+                Some((first, last)) => {
+                    progress.cursor = progress.cursor.max(first - 1);
+                    *through = Some(last);
+                    last
+                }
+                None => return Ok(Step::Done),
+            },
+        };
+        if progress.cursor >= last {
+            return Ok(Step::Done);
+        }
         let targets = self.targets(replay).await?;
         // Fewer events per batch when each goes to many subscriptions: one transaction stays small.
         let per_event = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
         let limit = pacer
             .batch(SCAN_BATCH)
             .min((MAX_BATCH_JOBS / per_event).max(1));
-        let batch = self.events.scan(&range, progress.cursor, limit).await?;
+        let batch = self
+            .events
+            .scan(&range, progress.cursor, last, limit)
+            .await?;
         let Some(last) = batch.last() else {
             return Ok(Step::Done);
         };

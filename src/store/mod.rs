@@ -137,11 +137,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// A page of events matching the query, newest first.
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
 
-    /// Events of `range` in store order, after sequence `after`, for replay.
+    /// The store sequences of the first and the last event of `range` (`None` when it has
+    /// none): the stretch of the store a replay walks.
+    async fn sequence_bounds(&self, range: &TimeRange) -> Result<Option<(i64, i64)>, StoreError>;
+
+    /// Events of `range` in store order, after sequence `after` and up to `through`, for
+    /// replay: a walk along the store order, whose cost does not grow with the window.
     async fn scan(
         &self,
         range: &TimeRange,
         after: i64,
+        through: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 

@@ -241,23 +241,41 @@ impl EventStore for PgStore {
         .await
     }
 
+    async fn sequence_bounds(&self, range: &TimeRange) -> Result<Option<(i64, i64)>, StoreError> {
+        bounded(async {
+            let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+                "SELECT min(seq), max(seq) FROM events \
+                 WHERE time >= $1 AND time < $2 AND ($3::text IS NULL OR stream = $3)",
+            )
+            .bind(range.start)
+            .bind(range.end)
+            .bind(&range.stream)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(first.zip(last))
+        })
+        .await
+    }
+
     async fn scan(
         &self,
         range: &TimeRange,
         after: i64,
+        through: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
         bounded(async {
             let rows: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT seq, body::text FROM events \
-                 WHERE time >= $1 AND time < $2 AND seq > $3 AND ($4::text IS NULL OR stream = $4) \
-                 ORDER BY seq LIMIT $5",
+                 WHERE seq > $3 AND seq <= $6 AND time >= $1 AND time < $2 \
+                 AND ($4::text IS NULL OR stream = $4) ORDER BY seq LIMIT $5",
             )
             .bind(range.start)
             .bind(range.end)
             .bind(after)
             .bind(&range.stream)
             .bind(i64::from(limit))
+            .bind(through)
             .fetch_all(&self.pool)
             .await?;
             decode_rows(rows)

@@ -182,20 +182,40 @@ impl EventStore for SqliteStore {
         super::sqlite_list::list(&self.db.reader, query).await
     }
 
+    async fn sequence_bounds(&self, range: &TimeRange) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT MIN(seq), MAX(seq) FROM events INDEXED BY events_time WHERE time_us >= ",
+        );
+        select
+            .push_bind(range.start.timestamp_micros())
+            .push(" AND time_us < ")
+            .push_bind(range.end.timestamp_micros());
+        if let Some(stream) = &range.stream {
+            select.push(" AND stream = ").push_bind(stream.clone());
+        }
+        let (first, last): (Option<i64>, Option<i64>) =
+            select.build_query_as().fetch_one(&self.db.reader).await?;
+        Ok(first.zip(last))
+    }
+
     async fn scan(
         &self,
         range: &TimeRange,
         after: i64,
+        through: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
+        // Along the rowid: the time index would sort the whole rest of the window for each batch.
         let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT seq, body FROM events WHERE time_us >= ");
+            QueryBuilder::<Sqlite>::new("SELECT seq, body FROM events NOT INDEXED WHERE seq > ");
         select
+            .push_bind(after)
+            .push(" AND seq <= ")
+            .push_bind(through)
+            .push(" AND time_us >= ")
             .push_bind(range.start.timestamp_micros())
             .push(" AND time_us < ")
-            .push_bind(range.end.timestamp_micros())
-            .push(" AND seq > ")
-            .push_bind(after);
+            .push_bind(range.end.timestamp_micros());
         if let Some(stream) = &range.stream {
             select.push(" AND stream = ").push_bind(stream.clone());
         }

@@ -1,0 +1,93 @@
+"""Turns the reports of scripts/bench.sh into a dated BENCHMARKS.md section: each figure next to
+its ceiling from the same run, as a ratio, against the targets.
+
+Usage: bench_report.py RESULTS_DIR COMMIT SECONDS BACKEND...
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+results, commit, seconds, backends = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+
+
+def load(backend, name):
+    with open(os.path.join(results, f"{backend}-{name}.json")) as f:
+        return json.load(f)
+
+
+def mark(met):
+    return "met" if met else "**missed**"
+
+
+def machine():
+    cores = os.cpu_count()
+    with open("/proc/meminfo") as f:
+        total_kb = int(f.readline().split()[1])
+    model = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"{cores} cores ({model}), {total_kb / 1048576:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def backend_section(backend):
+    health = load(backend, "health")
+    ingest = load(backend, "ingest")
+    batch = load(backend, "batch")
+    e2e = load(backend, "e2e")
+    replay = load(backend, "replay")
+    ceilings = load(backend, "ceilings")
+    http_ceiling = health["requests_per_second"]
+    storage_ceiling = ceilings["storage"]["rows_per_second"]
+    single_ratio = ingest["requests_per_second"] / http_ceiling
+    batch_ratio = batch["events_per_second"] / storage_ceiling
+    p99 = e2e["latency_ms"]["p99"]
+    storage_tool = "pgbench, 8 clients" if backend == "distributed" else "examples/storage_ceiling.rs, 1 writer"
+    title = "Embedded (SQLite, API and worker in one process)" if backend == "embedded" \
+        else "PostgreSQL + Redis (API and worker as separate processes)"
+    rows = [
+        ("single-event POST, 32 connections",
+         f"{ingest['requests_per_second']:,.0f} req/s (p50 {ingest['latency_ms']['p50']:.2f}, p99 {ingest['latency_ms']['p99']:.2f} ms)",
+         f"GET /health/live: {http_ceiling:,.0f} req/s", f"{single_ratio:.2f}",
+         f"≥ 0.50: {mark(single_ratio >= 0.5)}"),
+        ("batch POST of 100 events, 16 connections",
+         f"{batch['events_per_second']:,.0f} events/s (p99 {batch['latency_ms']['p99']:.1f} ms)",
+         f"100-row inserts straight into the store ({storage_tool}): {storage_ceiling:,.0f} rows/s",
+         f"{batch_ratio:.2f}", f"≥ 0.60: {mark(batch_ratio >= 0.6)}"),
+        ("POST to webhook receipt at 1,000 events/s",
+         f"p50 {e2e['latency_ms']['p50']:.2f}, p90 {e2e['latency_ms']['p90']:.2f}, p99 {p99:.2f}, "
+         f"p99.9 {e2e['latency_ms']['p99_9']:.2f} ms ({e2e['delivered']:,} of {e2e['sent']:,} delivered)",
+         "", "", f"p99 < 10 ms: {mark(p99 < 10)}"),
+        (f"replay of {replay['replayed']:,} stored events to one subscription",
+         f"{replay['events_per_second']:,.0f} events/s ({replay['running_seconds']:.2f} s running, "
+         f"{replay['queued_seconds']:.2f} s queued; {replay['deliveries']:,} deliveries created, "
+         f"{replay['delivered_during_replay']:,} of them delivered meanwhile); a dry run walks "
+         f"{replay['dry_run_events_per_second']:,.0f} events/s",
+         "", "", f"≥ 100,000/s: {mark(replay['events_per_second'] >= 100_000)}"),
+    ]
+    with open(os.path.join(results, f"{backend}-rss.txt")) as f:
+        for line in f:
+            name, kb = line.rsplit(" ", 1)
+            mb = int(kb) / 1024
+            rows.append((f"peak RSS of `{name}`", f"{mb:.0f} MB", "", "", f"< 100 MB: {mark(mb < 100)}"))
+    if "broker_xadd_per_second" in ceilings:
+        rows.append(("broker ceiling: redis-benchmark XADD, 16 clients",
+                     f"{ceilings['broker_xadd_per_second']:,.0f} entries/s", "", "", "(for reference)"))
+    lines = [f"### {title}", "", "| | figure | ceiling, same run | ratio | target |", "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+now = datetime.now(timezone.utc)
+parts = [
+    f"## {now:%Y-%m-%d} — the benchmark suite against its ceilings",
+    "",
+    f"- **Machine**: {machine()}; load generator (`eventflow bench`) on the same machine.",
+    f"- **Command**: `scripts/bench.sh {seconds}` on commit `{commit}`, {now:%H:%M} UTC; release build.",
+    "",
+]
+for backend in backends:
+    parts += [backend_section(backend), ""]
+print("\n".join(parts))
