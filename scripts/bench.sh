@@ -104,6 +104,18 @@ for backend in $backends; do
     done
     wait "${pids[@]}" 2>/dev/null || true
     pids=()
+    if [ "$backend" = embedded ]; then
+        # Ingest again with the API alone (`serve --no-worker`): what the worker in the same
+        # process costs the API, on the same two cores and the same single SQLite writer.
+        echo "== embedded, API only"
+        fresh_backend embedded suite-api-only
+        start serve --no-worker
+        backend=embedded-api run_bench ingest --connections 32 --duration "$seconds"
+        backend=embedded-api run_bench batch --connections 16 --batch-size 100 --duration "$seconds"
+        kill "${pids[-1]}"
+        wait "${pids[@]}" 2>/dev/null || true
+        pids=()
+    fi
 done
 
 section=$(python3 scripts/bench_report.py "$results" "$(git rev-parse --short HEAD)" "$seconds" $backends)

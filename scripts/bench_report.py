@@ -67,6 +67,19 @@ def backend_section(backend):
          f"{replay['dry_run_events_per_second']:,.0f} events/s",
          "", "", f"≥ 100,000/s: {mark(replay['events_per_second'] >= 100_000)}"),
     ]
+    if backend == "embedded" and os.path.exists(os.path.join(results, "embedded-api-ingest.json")):
+        api_ingest = load("embedded-api", "ingest")
+        api_batch = load("embedded-api", "batch")
+        api_single = api_ingest["requests_per_second"] / http_ceiling
+        api_ratio = api_batch["events_per_second"] / storage_ceiling
+        rows += [
+            ("the same, API alone (`serve --no-worker`): single-event POST",
+             f"{api_ingest['requests_per_second']:,.0f} req/s (p99 {api_ingest['latency_ms']['p99']:.2f} ms)",
+             "as above", f"{api_single:.2f}", f"≥ 0.50: {mark(api_single >= 0.5)}"),
+            ("the same, API alone: batch POST of 100 events",
+             f"{api_batch['events_per_second']:,.0f} events/s (p99 {api_batch['latency_ms']['p99']:.1f} ms)",
+             "as above", f"{api_ratio:.2f}", f"≥ 0.60: {mark(api_ratio >= 0.6)}"),
+        ]
     with open(os.path.join(results, f"{backend}-rss.txt")) as f:
         for line in f:
             name, kb = line.rsplit(" ", 1)

@@ -361,6 +361,10 @@ async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
         report["running_seconds"].as_f64().unwrap() > 0.0,
         "{report}"
     );
+    assert!(
+        report["dry_run_events_per_second"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     let (_, subscriptions) = unpaced.call("GET", "/api/v1/subscriptions", None).await;
     assert_eq!(
         subscriptions["subscriptions"],
