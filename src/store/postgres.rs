@@ -20,6 +20,10 @@ use crate::events::Event;
 const MAX_CONNECTIONS: u32 = 16;
 /// Appends in flight at once: while one waits for its commit to be flushed, the next executes.
 const CONCURRENT_APPENDS: usize = 2;
+/// Sequences a replay's walk reads per query: each query stays small whatever plan the
+/// statistics lead to (fresh bulk loads leave them stale, and a plan through the time index
+/// would sort the rest of the window).
+const SCAN_STRETCH: i64 = 10_000;
 /// Longest a store call may take before the store counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request waits for a connection before the store counts as unavailable.
@@ -265,19 +269,36 @@ impl EventStore for PgStore {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
         bounded(async {
-            let rows: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT seq, body::text FROM events \
-                 WHERE seq > $3 AND seq <= $6 AND time >= $1 AND time < $2 \
-                 AND ($4::text IS NULL OR stream = $4) ORDER BY seq LIMIT $5",
-            )
-            .bind(range.start)
-            .bind(range.end)
-            .bind(after)
-            .bind(&range.stream)
-            .bind(i64::from(limit))
-            .bind(through)
-            .fetch_all(&self.pool)
-            .await?;
+            let stored: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
+                .fetch_one(&self.pool)
+                .await?;
+            let through = through.min(stored.unwrap_or(0));
+            let mut rows: Vec<(i64, String)> = Vec::new();
+            let mut from = after;
+            // Stretch by stretch until the batch is full or the walk reaches `through`.
+            while from < through && rows.len() < limit as usize {
+                let upto = through.min(from.saturating_add(SCAN_STRETCH));
+                let wanted = limit as usize - rows.len();
+                let found: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, body::text FROM events \
+                     WHERE seq > $3 AND seq <= $6 AND time >= $1 AND time < $2 \
+                     AND ($4::text IS NULL OR stream = $4) ORDER BY seq LIMIT $5",
+                )
+                .bind(range.start)
+                .bind(range.end)
+                .bind(from)
+                .bind(&range.stream)
+                .bind(wanted as i64)
+                .bind(upto)
+                .fetch_all(&self.pool)
+                .await?;
+                let full = found.len() == wanted;
+                rows.extend(found);
+                if full {
+                    break;
+                }
+                from = upto;
+            }
             decode_rows(rows)
         })
         .await
