@@ -25,6 +25,7 @@ const state = {
   dlqCursor: null,
   replayId: null,
   replayTimer: null,
+  replayPolls: 0,
   detailId: null,
   previousStats: null,
   tail: {
@@ -342,32 +343,25 @@ function restartTail(fresh) {
   connectTail();
 }
 
-// Shows the newest stored events that pass the filters, and makes the stream continue after
-// them (the list endpoint takes the same filters), so the tail does not open empty.
+// Puts the newest stored events that pass the filters (the list endpoint takes the same ones)
+// below what the stream brings, so the tail does not open empty. The stream started at the
+// store's head before the list was read, so together they miss nothing; an event in both shows
+// once.
 async function backfillTail() {
   const query = tailQuery();
   const page = await api(`/api/v1/events?limit=${BACKFILL_ROWS}${query ? `&${query}` : ""}`);
-  const events = page.events.filter((event) => !state.tail.events.has(event.id)).reverse();
-  for (const event of events) state.tail.events.set(event.id, event);
-  addTailRows(events);
-  const newest = page.events[0];
-  if (newest && newest.metadata && newest.metadata.sequence != null) {
-    state.tail.lastEventId = String(newest.metadata.sequence);
-  }
+  const older = page.events.filter((event) => !state.tail.events.has(event.id));
+  for (const event of older) state.tail.events.set(event.id, event);
+  const body = $("tail-body");
+  for (const event of older) body.append(tailRow(event));
+  trimTail();
 }
 
 // Opens the stream with fetch, since EventSource cannot send the Authorization header.
 async function connectTail() {
   const controller = new AbortController();
   state.tail.controller = controller;
-  if (!state.tail.lastEventId) {
-    try {
-      await backfillTail();
-    } catch (err) {
-      reportError(err);
-    }
-    if (state.tail.controller !== controller) return; // stopped or restarted meanwhile
-  }
+  const fresh = !state.tail.lastEventId;
   const headers = authHeaders({ Accept: "text/event-stream" });
   if (state.tail.lastEventId) headers["Last-Event-ID"] = state.tail.lastEventId;
   const query = tailQuery();
@@ -391,6 +385,7 @@ async function connectTail() {
     }
     setTailStatus("live", "ok");
     state.tail.backoff = RECONNECT_MIN_MS;
+    if (fresh) backfillTail().catch(reportError);
     const ending = await readTail(response.body, controller);
     delay = ending === "dropped" ? RECONNECT_MIN_MS : nextBackoff();
     reason = ending === "dropped" ? "dropped by the server" : "stream ended";
@@ -477,6 +472,12 @@ function receiveEvent(event) {
 function addTailRows(events) {
   const body = $("tail-body");
   for (const event of events) body.prepend(tailRow(event));
+  trimTail();
+}
+
+// Keeps the newest 500 rows, forgetting the events of the rows dropped.
+function trimTail() {
+  const body = $("tail-body");
   while (body.rows.length > MAX_TAIL_ROWS) {
     const last = body.rows[body.rows.length - 1];
     state.tail.events.delete(last.dataset.eventId);
@@ -806,16 +807,19 @@ async function submitReplay(event) {
 function followReplay(job) {
   clearTimeout(state.replayTimer);
   state.replayId = job.id;
+  state.replayPolls += 1; // a poll of an earlier follow still in flight stops at its next step
   renderReplayJob(job);
-  if (!FINISHED_REPLAY.has(job.status)) state.replayTimer = setTimeout(() => pollReplay(job.id), REPLAY_POLL_MS);
+  const polls = state.replayPolls;
+  if (!FINISHED_REPLAY.has(job.status)) state.replayTimer = setTimeout(() => pollReplay(job.id, polls), REPLAY_POLL_MS);
 }
 
-// Fetches the followed replay once; schedules the next poll while it runs.
-async function pollReplay(id) {
-  if (state.replayId !== id) return;
+// Fetches the followed replay once; schedules the next poll while it runs and is still followed.
+async function pollReplay(id, polls) {
+  const followed = () => state.replayId === id && state.replayPolls === polls;
+  if (!followed()) return;
   try {
     const job = await api(`/api/v1/replays/${enc(id)}`);
-    if (state.replayId !== id) return;
+    if (!followed()) return;
     renderReplayJob(job);
     if (FINISHED_REPLAY.has(job.status)) {
       loadReplays();
@@ -825,7 +829,7 @@ async function pollReplay(id) {
     reportError(err);
     if (err.status === 404) return;
   }
-  state.replayTimer = setTimeout(() => pollReplay(id), REPLAY_POLL_MS);
+  if (followed()) state.replayTimer = setTimeout(() => pollReplay(id, polls), REPLAY_POLL_MS);
 }
 
 // Cancels the followed replay.

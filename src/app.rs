@@ -322,6 +322,7 @@ pub async fn start(
             router: router.clone(),
             consumer_group: config.consumer_group.clone(),
             breakers: breakers.clone(),
+            live_streams: Arc::new(tokio::sync::Semaphore::new(config.live_stream_max_clients)),
             shutdown: shutdown.clone(),
             max_batch_events: config.max_batch_events,
             allow_private_webhooks: config.webhook_allow_private_networks,

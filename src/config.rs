@@ -149,6 +149,11 @@ pub const SETTINGS: &[Setting] = &[
         description: "Most events in one batch request",
     },
     Setting {
+        name: "LIVE_STREAM_MAX_CLIENTS",
+        default: "256",
+        description: "Live streams (GET /api/v1/events/stream) open at once per API process; more get 503",
+    },
+    Setting {
         name: "DEFAULT_STREAM",
         default: "events:default",
         description: "Stream for event types outside the user/system/business/analytics families",
@@ -283,6 +288,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Batch request length limit.
     pub max_batch_events: usize,
+    /// LIVE_STREAM_MAX_CLIENTS.
+    pub live_stream_max_clients: usize,
     /// Stream for types outside the known families.
     pub default_stream: String,
     /// Worker lanes.
@@ -431,6 +438,11 @@ impl Config {
             })?,
             max_batch_events: vars.parse(
                 "MAX_BATCH_EVENTS",
+                "a whole number from 1 to 100000",
+                |v| v.parse().ok().filter(|n| (1..=100_000).contains(n)),
+            )?,
+            live_stream_max_clients: vars.parse(
+                "LIVE_STREAM_MAX_CLIENTS",
                 "a whole number from 1 to 100000",
                 |v| v.parse().ok().filter(|n| (1..=100_000).contains(n)),
             )?,

@@ -78,6 +78,9 @@ async fn each_key_may_do_what_its_scopes_allow_and_nothing_more() {
         ),
         ("sk_shop_7f3a9c", "GET", "/api/v1/events", None, 403),
         ("sk_shop_7f3a9c", "GET", "/api/v1/subscriptions", None, 403),
+        ("sk_shop_7f3a9c", "GET", "/api/v1/events/stream", None, 403),
+        ("sk_shop_7f3a9c", "GET", "/api/v1/stats", None, 403),
+        ("sk_read_2b8d4e", "GET", "/api/v1/stats", None, 200),
         ("sk_read_2b8d4e", "GET", "/api/v1/events", None, 200),
         (
             "sk_read_2b8d4e",
@@ -110,6 +113,20 @@ async fn each_key_may_do_what_its_scopes_allow_and_nothing_more() {
             );
         }
     }
+    // The live stream opens with a reading key (its body never ends: only the status is read);
+    // the console's page itself holds no data and needs no key.
+    let stream = server
+        .client
+        .get(server.url("/api/v1/events/stream"))
+        .bearer_auth("sk_read_2b8d4e")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    drop(stream);
+    let page = server.client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("EventFlow console"));
     // X-API-Key works as well as a bearer token.
     let response = server
         .client

@@ -452,30 +452,59 @@ async fn store_scans_time_ranges_and_tracks_the_outbox() {
             start: Utc.with_ymd_and_hms(2024, 1, 1, 2, 0, 0).unwrap(),
             end: Utc.with_ymd_and_hms(2024, 1, 1, 6, 0, 0).unwrap(),
         };
-        let first = store.scan(&range, 0, i64::MAX, 3).await.unwrap();
-        let ids: Vec<_> = first.iter().map(|e| e.envelope.id.as_str()).collect();
-        assert_eq!(ids, ["u2", "u3", "u4"], "{}", backend.name);
-        let after = first.last().unwrap().metadata.sequence.unwrap();
-        let rest = store.scan(&range, after, i64::MAX, 3).await.unwrap();
-        assert_eq!(rest.len(), 1, "{}", backend.name);
         let (first_seq, last_seq) = store.sequence_bounds(&range).await.unwrap().unwrap();
+        let first = store.scan(&range, 0, last_seq, 3).await.unwrap();
+        let ids: Vec<_> = first
+            .events
+            .iter()
+            .map(|e| e.envelope.id.as_str())
+            .collect();
+        assert_eq!(ids, ["u2", "u3", "u4"], "{}", backend.name);
         assert_eq!(
             first_seq,
-            first[0].metadata.sequence.unwrap(),
+            first.events[0].metadata.sequence.unwrap(),
+            "{}",
+            backend.name
+        );
+        let after = first.events[2].metadata.sequence.unwrap();
+        assert_eq!(
+            first.scanned_through, after,
+            "{}: a full batch ends at its last event",
+            backend.name
+        );
+        let rest = store.scan(&range, after, last_seq, 3).await.unwrap();
+        assert_eq!(rest.events.len(), 1, "{}", backend.name);
+        assert_eq!(
+            last_seq,
+            rest.events[0].metadata.sequence.unwrap(),
             "{}",
             backend.name
         );
         assert_eq!(
-            last_seq,
-            rest[0].metadata.sequence.unwrap(),
-            "{}",
+            rest.scanned_through, last_seq,
+            "{}: the walk reached its end",
+            backend.name
+        );
+        let none_left = store
+            .scan(&range, last_seq, last_seq + 50, 3)
+            .await
+            .unwrap();
+        assert!(none_left.events.is_empty(), "{}", backend.name);
+        assert_eq!(
+            none_left.scanned_through,
+            last_seq + 50,
+            "{}: an empty stretch is walked too",
             backend.name
         );
         let through = store
-            .scan(&range, 0, first[1].metadata.sequence.unwrap(), 10)
+            .scan(&range, 0, first.events[1].metadata.sequence.unwrap(), 10)
             .await
             .unwrap();
-        let ids: Vec<_> = through.iter().map(|e| e.envelope.id.as_str()).collect();
+        let ids: Vec<_> = through
+            .events
+            .iter()
+            .map(|e| e.envelope.id.as_str())
+            .collect();
         assert_eq!(ids, ["u2", "u3"], "{}: up to `through`", backend.name);
         let elsewhere = TimeRange {
             stream: Some("events:system".into()),

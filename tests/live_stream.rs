@@ -1,5 +1,6 @@
 //! The live event stream (`GET /api/v1/events/stream`) through a real server: filters, ids that
-//! resume without gaps, bad `Last-Event-ID`, and a client that stops reading being dropped.
+//! resume without gaps, bad `Last-Event-ID`, a client that stops reading being dropped, and the
+//! limit on streams open at once.
 
 mod common;
 
@@ -208,4 +209,38 @@ async fn a_client_that_stops_reading_is_dropped_and_resumes_without_gaps() {
         previous = sequence;
         received += 1;
     }
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_are_refused_until_one_closes() {
+    let server = TestServer::start_with(&[("LIVE_STREAM_MAX_CLIENTS", "1")], Vec::new()).await;
+    let first = SseReader::open(&server, "/api/v1/events/stream", None).await;
+    let refused = server
+        .client
+        .get(server.url("/api/v1/events/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // The gauge is process-wide, and other tests of this binary hold streams too.
+    let metrics = server.metrics().await;
+    let open: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("eventflow_live_streams "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_default();
+    assert!(open >= 1.0, "{metrics}");
+    drop(first);
+    let reopened = common::eventually(Duration::from_secs(5), || async {
+        let response = server
+            .client
+            .get(server.url("/api/v1/events/stream"))
+            .send()
+            .await
+            .unwrap();
+        response.status() == 200
+    })
+    .await;
+    assert!(reopened, "the closed stream's place is free again");
 }

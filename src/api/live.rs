@@ -24,6 +24,7 @@ use utoipa::IntoParams;
 use super::ApiContext;
 use super::problem::{ApiError, ApiQuery, Problem};
 use crate::events::Event;
+use crate::observability::metrics;
 use crate::store::TypeFilter;
 
 /// Events read from the store at once.
@@ -34,10 +35,15 @@ const BUFFER: usize = 1024;
 const SLOW_CLIENT_GRACE: Duration = Duration::from_secs(5);
 /// The longest wait between two reads: other API processes store events too.
 const POLL: Duration = Duration::from_secs(1);
-/// How long a gap in the sequence is waited for: a concurrent transaction that took the
-/// missing number may not have committed yet (PostgreSQL commits concurrent appends in any
-/// order). A gap older than this was a rolled-back or duplicate insert, and is passed.
+/// How long a gap in the sequence is waited for, from when this stream first met it: a
+/// concurrent transaction that took the missing numbers may not have committed yet (PostgreSQL
+/// commits concurrent appends in any order). A gap still open after this was a rolled-back or
+/// duplicate insert, and is passed.
 const GAP_WAIT: Duration = Duration::from_secs(2);
+/// A gap before an event received longer ago than this is history, passed at once: no
+/// transaction holds numbers that long (store calls give up after seconds), and catching up
+/// from an old Last-Event-ID must not wait at every old gap.
+const SETTLED_AGE: Duration = Duration::from_secs(60);
 /// Comment lines sent while nothing happens, so that proxies keep the connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Pause after the store failed, before reading again.
@@ -89,7 +95,7 @@ impl LiveFilter {
     responses(
         (status = 200, description = "An endless stream of `event` messages; a final `dropped` message when the client fell behind", content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad parameter or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Store unavailable, or LIVE_STREAM_MAX_CLIENTS streams open", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn stream_events(
@@ -120,12 +126,20 @@ pub async fn stream_events(
         stream: params.stream,
         subject: params.subject,
     };
+    let open = ctx.live_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::Unavailable(
+            "as many live streams are open as LIVE_STREAM_MAX_CLIENTS allows; retry shortly".into(),
+        )
+    })?;
     let (events, buffered) = mpsc::channel(BUFFER);
     let (dropped, why) = oneshot::channel();
     tokio::spawn(async move {
+        metrics::live_streams(1.0);
         if let Some(reason) = follow(ctx, filter, position, events).await {
             let _ = dropped.send(reason);
         }
+        metrics::live_streams(-1.0);
+        drop(open);
     });
     let messages = futures_util::stream::unfold(buffered, |mut buffered| async move {
         let event = buffered.recv().await?;
@@ -161,6 +175,8 @@ async fn follow(
 ) -> Option<String> {
     let mut stored = ctx.producer.stored_updates();
     let mut behind_since: Option<Instant> = None;
+    // The gap being waited for: the position before it, and when it was first met.
+    let mut gap: Option<(i64, Instant)> = None;
     loop {
         let page = match ctx.store.stored_after(position, PAGE).await {
             Ok(page) => page,
@@ -177,10 +193,17 @@ async fn follow(
         let mut waiting_for_gap = false;
         for event in page {
             let sequence = event.metadata.sequence.unwrap_or(position + 1);
-            if sequence != position + 1 && recent(&event) {
-                waiting_for_gap = true;
-                break;
+            if sequence != position + 1 && !settled(&event) {
+                let (at, since) = *gap.get_or_insert((position, Instant::now()));
+                if at != position {
+                    gap = Some((position, Instant::now()));
+                }
+                if at != position || since.elapsed() < GAP_WAIT {
+                    waiting_for_gap = true;
+                    break;
+                }
             }
+            gap = None;
             position = sequence;
             if !filter.admits(&event) {
                 continue;
@@ -203,6 +226,10 @@ async fn follow(
             }
         }
         if full_page && !waiting_for_gap {
+            // Catching up: go on at once, unless the client left or the process stops.
+            if client.is_closed() || ctx.shutdown.is_cancelled() {
+                return None;
+            }
             continue;
         }
         let wait = if waiting_for_gap { POLL / 10 } else { POLL };
@@ -215,8 +242,8 @@ async fn follow(
     }
 }
 
-/// Whether `event` arrived so recently that a gap before it may still fill.
-fn recent(event: &Event) -> bool {
+/// Whether `event` arrived so long ago that a gap before it can no longer fill.
+fn settled(event: &Event) -> bool {
     let age = Utc::now().signed_duration_since(event.metadata.received_at);
-    age.num_milliseconds() < GAP_WAIT.as_millis() as i64
+    age.num_milliseconds() > SETTLED_AGE.as_millis() as i64
 }

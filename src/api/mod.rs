@@ -65,6 +65,8 @@ pub struct ApiContext {
     pub consumer_group: String,
     /// This process's circuit breakers, whose state subscriptions show.
     pub breakers: BreakerBoard,
+    /// One permit per live stream open, up to LIVE_STREAM_MAX_CLIENTS.
+    pub live_streams: Arc<tokio::sync::Semaphore>,
     /// Cancelled at shutdown: ends live streams, which would otherwise hold it up.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// MAX_BATCH_EVENTS.

@@ -17,6 +17,7 @@ const CONSUMED: &str = "eventflow_events_consumed_total";
 const FAILED: &str = "eventflow_events_failed_total";
 const PROCESSING: &str = "eventflow_event_processing_seconds";
 const DLQ_SIZE: &str = "eventflow_dlq_size";
+const LIVE_STREAMS: &str = "eventflow_live_streams";
 const BATCH_SIZE: &str = "eventflow_producer_batch_size";
 const COMMIT_SECONDS: &str = "eventflow_producer_commit_seconds";
 const STREAM_LENGTH: &str = "eventflow_stream_length";
@@ -85,6 +86,7 @@ fn describe() {
         "Time workers spend processing one event"
     );
     describe_gauge!(DLQ_SIZE, "Entries in the dead-letter queue");
+    describe_gauge!(LIVE_STREAMS, "Live event streams (SSE clients) open");
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker of each subscription's endpoint: 0 closed, 1 open, 2 half-open"
@@ -177,6 +179,11 @@ pub fn http_request(method: &'static str, route: &str, status: u16, elapsed: Dur
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     histogram!(HTTP_SECONDS, "method" => method, "route" => route).record(elapsed.as_secs_f64());
+}
+
+/// Counts a live stream opened (`1.0`) or closed (`-1.0`).
+pub fn live_streams(change: f64) {
+    gauge!(LIVE_STREAMS).increment(change);
 }
 
 /// Samples how many stored events wait for the broker.

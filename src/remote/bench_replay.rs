@@ -54,6 +54,14 @@ pub(super) async fn run(remote: &Remote, events: u64, connections: u32) -> anyho
             timing.finished["error"]
         );
     }
+    // The window is taken from this machine's clock; the events' times from the server's.
+    let matched = timing.finished["matched"].as_u64().unwrap_or(0);
+    if matched != events {
+        bail!(
+            "the replayed window held {matched} of the {events} events stored; \
+             are the clocks of this machine and the server apart?"
+        );
+    }
     Ok(json!({
         "kind": "replay",
         "events": events,

@@ -184,16 +184,18 @@ impl ReplayRunner {
             start: replay.start_time,
             end: replay.end_time,
         };
-        let last = match *through {
-            Some(last) => last,
-            None => match self.events.sequence_bounds(&range).await? {
-                Some((first, last)) => {
-                    progress.cursor = progress.cursor.max(first - 1);
-                    *through = Some(last);
-                    last
-                }
-                None => return Ok(Step::Done),
-            },
+        let Some(last) = *through else {
+            // The first step only finds the stretch, and moves to its start (saved like a batch).
+            let Some((first, last)) = self.events.sequence_bounds(&range).await? else {
+                return Ok(Step::Done);
+            };
+            progress.cursor = progress.cursor.max(first - 1);
+            *through = Some(last);
+            return Ok(Step::Advanced {
+                progress,
+                jobs: Vec::new(),
+                replayed: 0,
+            });
         };
         if progress.cursor >= last {
             return Ok(Step::Done);
@@ -204,24 +206,24 @@ impl ReplayRunner {
         let limit = pacer
             .batch(SCAN_BATCH)
             .min((MAX_BATCH_JOBS / per_event).max(1));
-        let batch = self
+        let page = self
             .events
             .scan(&range, progress.cursor, last, limit)
             .await?;
-        let Some(last) = batch.last() else {
-            return Ok(Step::Done);
-        };
-        progress.cursor = last
-            .metadata
-            .sequence
-            .filter(|seq| *seq > progress.cursor)
-            .ok_or_else(|| StoreError::Corrupt {
-                id: last.id().to_string(),
-                reason: "scanned without a sequence past the replay's position".into(),
-            })?;
+        if page.scanned_through <= progress.cursor {
+            return Err(StoreError::Corrupt {
+                id: replay.id.clone(),
+                reason: format!("the walk did not move past sequence {}", progress.cursor),
+            });
+        }
+        progress.cursor = page.scanned_through;
         let mut jobs = Vec::new();
         let mut replayed = 0;
-        for event in batch.iter().filter(|e| replay.selects(e.event_type())) {
+        for event in page
+            .events
+            .iter()
+            .filter(|e| replay.selects(e.event_type()))
+        {
             progress.matched += 1;
             let before = jobs.len();
             jobs.extend(jobs_for(replay, event, &targets));

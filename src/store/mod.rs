@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::events::Event;
 
 pub use postgres::PgStore;
-pub use query::{Cursor, EventPage, EventQuery, TimeRange, TypeFilter};
+pub use query::{Cursor, EventPage, EventQuery, ScanPage, TimeRange, TypeFilter};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -141,15 +141,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// none): the stretch of the store a replay walks.
     async fn sequence_bounds(&self, range: &TimeRange) -> Result<Option<(i64, i64)>, StoreError>;
 
-    /// Events of `range` in store order, after sequence `after` and up to `through`, for
-    /// replay: a walk along the store order, whose cost does not grow with the window.
+    /// Up to `limit` events of `range` in store order, after sequence `after` and up to
+    /// `through`, for replay: a walk along the store order whose calls stay short however large
+    /// or sparse the window.
     async fn scan(
         &self,
         range: &TimeRange,
         after: i64,
         through: i64,
         limit: u32,
-    ) -> Result<Vec<Event>, StoreError>;
+    ) -> Result<ScanPage, StoreError>;
 
     /// Events stored after sequence `after`, in store order: what a live stream sends next.
     async fn stored_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;

@@ -12,8 +12,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
-use super::query::prefix_end;
-use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange, TypeFilter};
+use super::query::{MAX_WALK, prefix_end};
+use super::{
+    AppendOutcome, EventPage, EventQuery, EventStore, ScanPage, StoreError, TimeRange, TypeFilter,
+};
 use crate::events::Event;
 
 /// Connections per process: enough for the committer, the outbox and concurrent queries.
@@ -267,12 +269,9 @@ impl EventStore for PgStore {
         after: i64,
         through: i64,
         limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<ScanPage, StoreError> {
         bounded(async {
-            let stored: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM events")
-                .fetch_one(&self.pool)
-                .await?;
-            let through = through.min(stored.unwrap_or(0));
+            let through = through.min(after.saturating_add(MAX_WALK));
             let mut rows: Vec<(i64, String)> = Vec::new();
             let mut from = after;
             // Stretch by stretch until the batch is full or the walk reaches `through`.
@@ -299,7 +298,14 @@ impl EventStore for PgStore {
                 }
                 from = upto;
             }
-            decode_rows(rows)
+            let scanned_through = match rows.last() {
+                Some((seq, _)) if rows.len() == limit as usize => *seq,
+                _ => through,
+            };
+            Ok(ScanPage {
+                events: decode_rows(rows)?,
+                scanned_through,
+            })
         })
         .await
     }

@@ -103,6 +103,20 @@ pub struct EventPage {
     pub next_cursor: Option<Cursor>,
 }
 
+/// One batch of a replay's walk along the store order.
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    /// Events of the range, in store order.
+    pub events: Vec<Event>,
+    /// Where the walk stands: the next batch starts after this sequence (the last event's when
+    /// the batch is full, else the end of the stretch walked, which may hold no event at all).
+    pub scanned_through: i64,
+}
+
+/// Sequences one call of a replay's walk reads at most, so that a sparse window (few of its
+/// events among many of other streams) still advances in calls of bounded length.
+pub(super) const MAX_WALK: i64 = 100_000;
+
 /// A window of event time `[start, end)`, optionally on one stream.
 #[derive(Debug, Clone)]
 pub struct TimeRange {

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, plan};
-use super::{AppendOutcome, EventPage, EventQuery, EventStore, StoreError, TimeRange};
+use super::query::MAX_WALK;
+use super::{AppendOutcome, EventPage, EventQuery, EventStore, ScanPage, StoreError, TimeRange};
 use crate::broker::EmbeddedBroker;
 use crate::events::Event;
 use crate::sqlite::SqliteDb;
@@ -204,14 +205,15 @@ impl EventStore for SqliteStore {
         after: i64,
         through: i64,
         limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<ScanPage, StoreError> {
         // Along the rowid: the time index would sort the whole rest of the window for each batch.
+        let upto = through.min(after.saturating_add(MAX_WALK));
         let mut select =
             QueryBuilder::<Sqlite>::new("SELECT seq, body FROM events NOT INDEXED WHERE seq > ");
         select
             .push_bind(after)
             .push(" AND seq <= ")
-            .push_bind(through)
+            .push_bind(upto)
             .push(" AND time_us >= ")
             .push_bind(range.start.timestamp_micros())
             .push(" AND time_us < ")
@@ -223,7 +225,15 @@ impl EventStore for SqliteStore {
             .push(" ORDER BY seq LIMIT ")
             .push_bind(i64::from(limit));
         let rows: Vec<(i64, String)> = select.build_query_as().fetch_all(&self.db.reader).await?;
-        decode_rows(rows)
+        let full = rows.len() == limit as usize;
+        let scanned_through = match rows.last() {
+            Some((seq, _)) if full => *seq,
+            _ => upto,
+        };
+        Ok(ScanPage {
+            events: decode_rows(rows)?,
+            scanned_through,
+        })
     }
 
     async fn stored_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
