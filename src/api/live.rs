@@ -17,7 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use utoipa::IntoParams;
 
@@ -126,24 +126,29 @@ pub async fn stream_events(
         stream: params.stream,
         subject: params.subject,
     };
-    let open = ctx.live_streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::Unavailable(
-            "as many live streams are open as LIVE_STREAM_MAX_CLIENTS allows; retry shortly".into(),
-        )
-    })?;
+    let slot = ctx
+        .live_streams
+        .clone()
+        .try_acquire_owned()
+        .map(StreamSlot::taken)
+        .map_err(|_| {
+            ApiError::Unavailable(
+                "as many live streams are open as LIVE_STREAM_MAX_CLIENTS allows; retry shortly"
+                    .into(),
+            )
+        })?;
     let (events, buffered) = mpsc::channel(BUFFER);
     let (dropped, why) = oneshot::channel();
     tokio::spawn(async move {
-        metrics::live_streams(1.0);
         if let Some(reason) = follow(ctx, filter, position, events).await {
             let _ = dropped.send(reason);
         }
-        metrics::live_streams(-1.0);
-        drop(open);
     });
-    let messages = futures_util::stream::unfold(buffered, |mut buffered| async move {
+    // The slot goes with the body: a client that stopped reading keeps it (and no more than
+    // its buffer) until its connection closes.
+    let messages = futures_util::stream::unfold((buffered, slot), |(mut buffered, slot)| async {
         let event = buffered.recv().await?;
-        Some((Ok(message(&event)), buffered))
+        Some((Ok(message(&event)), (buffered, slot)))
     })
     .chain(
         futures_util::stream::once(why).filter_map(|reason| async move {
@@ -154,6 +159,27 @@ pub async fn stream_events(
         }),
     );
     Ok(Sse::new(messages).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+}
+
+/// A place among the LIVE_STREAM_MAX_CLIENTS streams, counted in `eventflow_live_streams`
+/// while it is held.
+struct StreamSlot {
+    /// Given back when the slot is dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl StreamSlot {
+    /// Counts a stream that took `permit`.
+    fn taken(permit: OwnedSemaphorePermit) -> Self {
+        metrics::live_streams(1.0);
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        metrics::live_streams(-1.0);
+    }
 }
 
 /// The message carrying `event`.
