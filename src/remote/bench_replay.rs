@@ -112,6 +112,7 @@ async fn seed(remote: &Remote, events: u64, connections: u32) -> anyhow::Result<
             if answer["rejected"].as_u64() != Some(0) {
                 bail!("EventFlow refused part of a batch: {answer}");
             }
+            remote.progress(&format!("storing the run's events: {next} of {events}"));
             first_id = first_id.or_else(|| {
                 answer
                     .pointer("/results/0/id")
@@ -120,6 +121,7 @@ async fn seed(remote: &Remote, events: u64, connections: u32) -> anyhow::Result<
             });
         }
     }
+    remote.progress("");
     let seconds = started.elapsed().as_secs_f64();
     let id = first_id.context("no events were stored")?;
     let path = format!("api/v1/events/{}", eventflow::api::path_segment(&id));
@@ -194,7 +196,9 @@ async fn follow(remote: &Remote, options: &Value, window: &Value) -> anyhow::Res
         let replay = remote.call(reqwest::Method::GET, &path, &[], None).await?;
         let matched = replay["matched"].as_u64().unwrap_or(0);
         let status = replay["status"].as_str().unwrap_or_default();
+        remote.progress(&format!("replay {status}: {matched} events walked"));
         if let Some(finished_at) = replay.get("finished_at").filter(|v| !v.is_null()) {
+            remote.progress("");
             let finished = timestamp(finished_at)?;
             // A replay that ended between two readings is timed from its request.
             let (from, before) = first_batch.unwrap_or((created, 0));

@@ -138,6 +138,21 @@ impl Remote {
             print!("{}", table(value));
         }
     }
+
+    /// Shows `line` in place of the previous progress line, on a terminal and without `--json`;
+    /// an empty `line` ends the progress display.
+    pub(super) fn progress(&self, line: &str) {
+        use std::io::{IsTerminal, Write};
+        if self.json || !std::io::stderr().is_terminal() {
+            return;
+        }
+        if line.is_empty() {
+            eprintln!();
+        } else {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        }
+    }
 }
 
 /// The rows of a JSON array.

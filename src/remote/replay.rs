@@ -95,25 +95,18 @@ async fn start(remote: &Remote, request: ReplayArgs) -> anyhow::Result<()> {
 
 /// Polls a replay until it has finished, showing its counts on a terminal; returns it then.
 async fn follow(remote: &Remote, id: &str) -> anyhow::Result<Value> {
-    use std::io::{IsTerminal, Write};
-    let show_progress = std::io::stderr().is_terminal() && !remote.json;
     let path = format!("api/v1/replays/{}", path_segment(id));
     loop {
         let replay = remote.call(reqwest::Method::GET, &path, &[], None).await?;
         let status = replay["status"].as_str().unwrap_or_default();
         if matches!(status, "completed" | "cancelled" | "failed") {
-            if show_progress {
-                eprintln!();
-            }
+            remote.progress("");
             return Ok(replay);
         }
-        if show_progress {
-            eprint!(
-                "\rreplay {id} {status}: {} matched, {} replayed, {} deliveries",
-                replay["matched"], replay["replayed"], replay["deliveries"]
-            );
-            let _ = std::io::stderr().flush();
-        }
+        remote.progress(&format!(
+            "replay {id} {status}: {} matched, {} replayed, {} deliveries",
+            replay["matched"], replay["replayed"], replay["deliveries"]
+        ));
         tokio::time::sleep(FOLLOW_INTERVAL).await;
     }
 }
