@@ -53,7 +53,12 @@ pub async fn bench(remote: &Remote, args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + duration;
     let sent = Arc::new(AtomicU64::new(0));
-    let progress = tokio::spawn(show_progress(sent.clone(), started, deadline, remote.json));
+    let progress = tokio::spawn(show_progress(
+        remote.clone(),
+        sent.clone(),
+        started,
+        deadline,
+    ));
     let mut tasks = Vec::new();
     for connection in 0..connections {
         // Open loop: the connections share the rate, each on its own schedule.
@@ -184,24 +189,24 @@ fn event(n: u64) -> Value {
 }
 
 /// The running count, once a second, on a terminal.
-async fn show_progress(sent: Arc<AtomicU64>, started: Instant, deadline: Instant, json: bool) {
-    use std::io::{IsTerminal, Write};
-    if json || !std::io::stderr().is_terminal() {
-        return;
-    }
+async fn show_progress(
+    remote: Arc<Remote>,
+    sent: Arc<AtomicU64>,
+    started: Instant,
+    deadline: Instant,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     while Instant::now() < deadline {
         tick.tick().await;
         let seconds = started.elapsed().as_secs_f64();
         let count = sent.load(Ordering::Relaxed);
-        eprint!(
-            "\r{seconds:.0}s: {count} requests ({:.0}/s)",
+        remote.progress(&format!(
+            "{seconds:.0}s: {count} requests ({:.0}/s)",
             count as f64 / seconds
-        );
-        let _ = std::io::stderr().flush();
+        ));
     }
-    eprintln!();
+    remote.progress("");
 }
 
 /// One line of latency percentiles.

@@ -7,10 +7,8 @@ use super::Remote;
 /// `eventflow demo`: sends `events` in batches of 100, or one per request at `rate` per second,
 /// with progress on a terminal and a summary at the end.
 pub async fn demo(remote: &Remote, events: Vec<Value>, rate: Option<u32>) -> anyhow::Result<()> {
-    use std::io::{IsTerminal, Write};
     let started = tokio::time::Instant::now();
     let total = events.len();
-    let show_progress = std::io::stderr().is_terminal() && !remote.json;
     let (mut sent, mut refused) = (0, 0);
     let chunk = if rate.is_some() { 1 } else { 100 };
     let interval = rate.map(|r| std::time::Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
@@ -27,14 +25,9 @@ pub async fn demo(remote: &Remote, events: Vec<Value>, rate: Option<u32>) -> any
             .await?;
         refused += answer["rejected"].as_u64().unwrap_or_default();
         sent += batch.len();
-        if show_progress {
-            eprint!("\rsent {sent}/{total} events");
-            let _ = std::io::stderr().flush();
-        }
+        remote.progress(&format!("sent {sent}/{total} events"));
     }
-    if show_progress {
-        eprintln!();
-    }
+    remote.progress("");
     let types: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["type"].as_str()).collect();
     let seconds = started.elapsed().as_secs_f64();
