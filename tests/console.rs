@@ -27,17 +27,13 @@ fn has_browser_tools(browser_dir: &Path) -> bool {
     let chromium =
         Path::new(&std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into())).exists();
     let packages = browser_dir.join("node_modules/playwright-core").exists();
-    let ready = node && chromium && packages;
-    if !ready {
-        assert!(
-            std::env::var("EVENTFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "the browser test needs node ({node}), chromium ({chromium}) and `npm ci --prefix tests/browser` ({packages})"
-        );
-        eprintln!(
-            "skipped: apt-get install nodejs npm chromium, then npm ci --prefix tests/browser"
-        );
-    }
-    ready
+    common::services::tool_available(
+        node && chromium && packages,
+        &format!(
+            "the browser test's node ({node}), chromium ({chromium}) or npm packages ({packages})"
+        ),
+        "apt-get install nodejs npm chromium, then npm ci --prefix tests/browser",
+    )
 }
 
 #[tokio::test]

@@ -19,14 +19,7 @@ fn has_promtool() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|output| output.status.success());
-    if !found {
-        assert!(
-            std::env::var("EVENTFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "promtool is required: apt-get install prometheus"
-        );
-        eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
-    }
-    found
+    common::services::tool_available(found, "promtool", "apt-get install prometheus")
 }
 
 /// Runs `promtool ARGS`, feeding `stdin`; fails the test with its output unless it succeeds.

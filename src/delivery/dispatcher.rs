@@ -31,7 +31,7 @@ use super::{
 use crate::events::trace::trace_id;
 use crate::events::{CloudEvent, Event};
 use crate::observability::metrics;
-use crate::reliability::{BreakerBoard, BreakerError, CircuitBreaker, RetryConfig, random_unit};
+use crate::reliability::{BreakerBoard, BreakerError, RetryConfig, random_unit};
 use crate::replay::REPLAY_EXTENSION;
 use crate::store::{EventStore, StoreError};
 
@@ -370,7 +370,7 @@ impl Inner {
             // Not sent: give the job back to be taken at once by a process still running.
             return self.record(Record::Postpone(job.id, Utc::now())).await;
         }
-        let breaker = self.breaker(&subscription.id);
+        let breaker = self.settings.breakers.breaker(&subscription.id);
         let attempted_at = Utc::now();
         let started = Instant::now();
         let outcome = breaker
@@ -480,11 +480,6 @@ impl Inner {
     async fn record(&self, record: Record) {
         // The recorder outlives every delivery task.
         let _ = self.records.send(record).await;
-    }
-
-    /// The circuit breaker of a subscription's endpoint.
-    fn breaker(&self, subscription_id: &str) -> Arc<CircuitBreaker> {
-        self.settings.breakers.breaker(subscription_id)
     }
 
     /// Takes one of the subscription's request slots, if one is free.

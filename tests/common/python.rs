@@ -9,14 +9,11 @@ pub fn has_module(module: &str, pip_spec: &str) -> bool {
         .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|status| status.success());
-    if !importable {
-        assert!(
-            std::env::var("EVENTFLOW_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "the Python package is required: pip install {pip_spec}"
-        );
-        eprintln!("skipped: the Python package is not installed (pip install {pip_spec})");
-    }
-    importable
+    super::services::tool_available(
+        importable,
+        "the Python package",
+        &format!("pip install {pip_spec}"),
+    )
 }
 
 /// Runs `tests/interop/SCRIPT` with `args` and `stdin`; returns its stdout, failing the test

@@ -19,6 +19,16 @@ fn required() -> bool {
     std::env::var("EVENTFLOW_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// `found` for a test tool (`what`, installed with `install`): when it is missing the test is
+/// skipped, saying how to install it, or fails under `EVENTFLOW_REQUIRE_SERVICES=1`.
+pub fn tool_available(found: bool, what: &str, install: &str) -> bool {
+    if !found {
+        assert!(!required(), "{what} is required: {install}");
+        eprintln!("skipped: {what} is not installed ({install})");
+    }
+    found
+}
+
 /// The value of `var`, or `None` (after saying why) when the tests needing it are skipped.
 fn service_url(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.is_empty()) {
