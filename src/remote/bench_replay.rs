@@ -200,8 +200,11 @@ async fn follow(remote: &Remote, options: &Value, window: &Value) -> anyhow::Res
         if let Some(finished_at) = replay.get("finished_at").filter(|v| !v.is_null()) {
             remote.progress("");
             let finished = timestamp(finished_at)?;
-            // A replay that ended between two readings is timed from its request.
-            let (from, before) = first_batch.unwrap_or((created, 0));
+            // A replay whose walk was over by the first reading that saw progress (it ended
+            // between two readings, or in one batch) is timed from its request.
+            let (from, before) = first_batch
+                .filter(|(_, before)| *before < matched)
+                .unwrap_or((created, 0));
             return Ok(ReplayTiming {
                 queued_seconds: seconds_between(created, from),
                 running_seconds: seconds_between(from, finished),
