@@ -5,9 +5,8 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use eventflow::events::StreamRouter;
-use eventflow::events::ingest::{
-    IngestContext, from_simple, from_structured, structured_from_binary,
-};
+use eventflow::events::http_binding::structured_from_binary;
+use eventflow::events::ingest::{IngestContext, from_simple, from_structured};
 
 /// Parses `data` every way a request can carry an event.
 pub fn parse_event(data: &[u8]) {

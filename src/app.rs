@@ -294,11 +294,13 @@ pub async fn start(
     let limits = RequestLimits {
         max_body_bytes: config.max_body_bytes,
         timeout: config.http_request_timeout,
+        access_log: config.access_log,
     };
     let mut producer_tasks = None;
     let mut shared_producer = None;
     // An API process serves the API; a worker process its health probes and metrics.
     let app = if role.api {
+        metrics::register_ingest(&router.all_streams(), &api::documented_routes());
         let (producer, tasks) = Producer::spawn(
             backends.store.clone(),
             backends.broker.clone(),
@@ -462,6 +464,7 @@ fn start_worker(
     let fanout = WebhookFanout::new(directory, backends.deliveries.clone(), dispatcher);
     let mut all_handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(fanout)];
     all_handlers.extend(handlers);
+    metrics::register_worker(&router.all_streams());
     let settings = WorkerSettings {
         group: config.consumer_group.clone(),
         consumer: consumer_name(),

@@ -1,17 +1,15 @@
 //! Interoperability with an independent CloudEvents implementation: the Python SDK sends
 //! structured and binary events and reads back what EventFlow stored
-//! (`tests/interop/cloudevents_sdk.py`). Skipped when the SDK is missing, unless
-//! EVENTFLOW_REQUIRE_SERVICES=1 (as in CI), where a missing SDK fails the test.
+//! (`tests/interop/cloudevents_sdk.py`). Ignored unless included, since it needs the SDK.
 
 mod common;
 
 use common::{TestServer, python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python package cloudevents==2.2.0: see README, Tests"]
 async fn python_cloudevents_sdk_interoperates() {
-    if !python::has_module("cloudevents.core.bindings.http", "cloudevents==2.2.0") {
-        return;
-    }
+    python::require_module("cloudevents.core.bindings.http", "cloudevents==2.2.0");
     let server = TestServer::start().await;
     let stdout = python::run_script(
         "cloudevents_sdk.py",

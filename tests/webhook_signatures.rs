@@ -8,10 +8,9 @@ use eventflow::delivery::{SecretError, SigningSecret};
 use serde_json::json;
 
 #[tokio::test]
+#[ignore = "needs the Python package standardwebhooks==1.1.0: see README, Tests"]
 async fn the_standard_webhooks_library_verifies_our_signatures() {
-    if !python::has_module("standardwebhooks", "standardwebhooks==1.1.0") {
-        return;
-    }
+    python::require_module("standardwebhooks", "standardwebhooks==1.1.0");
     let generated = SigningSecret::generate();
     assert!(generated.starts_with("whsec_"), "{generated}");
     let body = json!({"specversion": "1.0", "id": "evt_1", "type": "user.created",

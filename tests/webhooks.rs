@@ -276,10 +276,9 @@ async fn matching_events_are_delivered_once_each_signed_and_correlated() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Python package standardwebhooks==1.1.0: see README, Tests"]
 async fn delivered_signatures_verify_with_the_standard_webhooks_library() {
-    if !python::has_module("standardwebhooks", "standardwebhooks==1.1.0") {
-        return;
-    }
+    python::require_module("standardwebhooks", "standardwebhooks==1.1.0");
     let server = TestServer::start().await;
     let receiver = Receiver::start(Mode::Accept).await;
     let generated = server.subscribe(&receiver.url, &["user.*"]).await;
@@ -305,6 +304,16 @@ async fn delivered_signatures_verify_with_the_standard_webhooks_library() {
         .await;
     assert_eq!(response.status(), 201);
     assert!(eventually(WAIT, || async { receiver.count() == 2 }).await);
+    // Outcomes are recorded in batches, a moment after the receiver answered.
+    let logged = eventually(WAIT, || async {
+        let mut logged = 0;
+        for (id, _, _) in &secrets {
+            logged += delivery_log(&server, id.as_str().unwrap()).await.len();
+        }
+        logged == 2
+    })
+    .await;
+    assert!(logged, "both deliveries in the delivery logs");
     let mut deliveries = Vec::new();
     for received in receiver.received() {
         let log_id = received.header("webhook-id").to_string();
@@ -677,8 +686,18 @@ async fn a_restart_in_the_middle_of_a_retry_schedule_resumes_it() {
     assert_eq!(receiver.count(), 2);
 }
 
-#[tokio::test]
-async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
+/// A server with ROTATION_OVERLAP=2s and a subscription whose secret was rotated, with the
+/// delivery made during the overlap and the one made after it: (server, receiver, rotate path,
+/// old secret, new secret, during, after).
+async fn deliveries_around_a_rotation() -> (
+    TestServer,
+    Receiver,
+    String,
+    String,
+    String,
+    common::receiver::Received,
+    common::receiver::Received,
+) {
     let server = TestServer::start_with(&[("ROTATION_OVERLAP", "2s")], Vec::new()).await;
     let receiver = Receiver::start(Mode::Accept).await;
     let created = server.subscribe(&receiver.url, &["user.*"]).await;
@@ -713,33 +732,17 @@ async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
         }
     };
     let during = deliver(1).await;
-    assert_eq!(during.header("webhook-signature").split(' ').count(), 2);
     // After the overlap, only the new secret signs.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let after = deliver(2).await;
-    assert_eq!(after.header("webhook-signature").split(' ').count(), 1);
+    (server, receiver, rotate, old, new, during, after)
+}
 
-    if python::has_module("standardwebhooks", "standardwebhooks==1.1.0") {
-        // During the overlap a receiver holding either secret verifies the delivery; after it,
-        // the new secret does.
-        let delivery = |received: &common::receiver::Received, secret: &str| {
-            json!({"secret": secret, "raw_secret": false, "id": received.header("webhook-id"),
-                   "timestamp": received.header("webhook-timestamp").parse::<i64>().unwrap(),
-                   "body": received.body, "signature": received.header("webhook-signature")})
-        };
-        let deliveries = json!([
-            delivery(&during, &old),
-            delivery(&during, &new),
-            delivery(&after, &new)
-        ]);
-        let stdout = python::run_script(
-            "standardwebhooks_verify.py",
-            Vec::new(),
-            deliveries.to_string(),
-        )
-        .await;
-        assert!(stdout.contains("verified 3 deliveries: ok"), "{stdout}");
-    }
+#[tokio::test]
+async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
+    let (server, _receiver, rotate, _, _, during, after) = deliveries_around_a_rotation().await;
+    assert_eq!(during.header("webhook-signature").split(' ').count(), 2);
+    assert_eq!(after.header("webhook-signature").split(' ').count(), 1);
 
     // A given secret is used and not echoed; bad requests are problems.
     let (status, given) = server
@@ -770,6 +773,32 @@ async fn a_rotated_secret_signs_next_to_the_new_one_until_its_overlap_ends() {
         .call("POST", "/api/v1/subscriptions/nope/secret/rotate", None)
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+#[ignore = "needs the Python package standardwebhooks==1.1.0: see README, Tests"]
+async fn rotated_signatures_verify_with_the_standard_webhooks_library() {
+    python::require_module("standardwebhooks", "standardwebhooks==1.1.0");
+    let (_server, _receiver, _, old, new, during, after) = deliveries_around_a_rotation().await;
+    // During the overlap a receiver holding either secret verifies the delivery; after it,
+    // the new secret does.
+    let delivery = |received: &common::receiver::Received, secret: &str| {
+        json!({"secret": secret, "raw_secret": false, "id": received.header("webhook-id"),
+               "timestamp": received.header("webhook-timestamp").parse::<i64>().unwrap(),
+               "body": received.body, "signature": received.header("webhook-signature")})
+    };
+    let deliveries = json!([
+        delivery(&during, &old),
+        delivery(&during, &new),
+        delivery(&after, &new)
+    ]);
+    let stdout = python::run_script(
+        "standardwebhooks_verify.py",
+        Vec::new(),
+        deliveries.to_string(),
+    )
+    .await;
+    assert!(stdout.contains("verified 3 deliveries: ok"), "{stdout}");
 }
 
 #[tokio::test]

@@ -28,42 +28,60 @@ pub struct Access {
     pub limiter: Option<RateLimiter>,
 }
 
+/// The name of the API key a request came with (never the key), on its response for the access
+/// log.
+#[derive(Debug, Clone)]
+pub struct KeyName(
+    /// The name from API_KEYS.
+    pub String,
+);
+
 /// Checks the key of a request to the API against the scope its route needs, then its rate.
 pub async fn authorize(
     State(access): State<Arc<Access>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let caller = if access.keys.is_empty() {
-        ANONYMOUS.to_string()
-    } else {
-        let Some(presented) = presented_key(request.headers()) else {
-            return ApiError::Unauthorized(
-                "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>"
-                    .into(),
-            )
-            .into_response();
+    if access.keys.is_empty() {
+        return match limit(&access, ANONYMOUS) {
+            Some(refused) => refused,
+            None => next.run(request).await,
         };
-        let Some(key) = access.keys.find(presented) else {
-            return ApiError::Unauthorized("the API key is not valid".into()).into_response();
-        };
-        let scope = scope_of(request.method(), request.uri().path());
-        if !key.allows(scope) {
-            return ApiError::Forbidden(format!(
-                "the API key {:?} lacks the {} scope this request needs",
-                key.name(),
-                scope.as_str()
-            ))
-            .into_response();
-        }
-        key.name().to_string()
-    };
-    if let Some(limiter) = &access.limiter
-        && let Err(wait) = limiter.take(&caller)
-    {
-        return ApiError::TooManyRequests(wait).into_response();
     }
-    next.run(request).await
+    let Some(presented) = presented_key(request.headers()) else {
+        return ApiError::Unauthorized(
+            "an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>".into(),
+        )
+        .into_response();
+    };
+    let Some(key) = access.keys.find(presented) else {
+        return ApiError::Unauthorized("the API key is not valid".into()).into_response();
+    };
+    let name = key.name().to_string();
+    let scope = scope_of(request.method(), request.uri().path());
+    let mut response = if !key.allows(scope) {
+        ApiError::Forbidden(format!(
+            "the API key {name:?} lacks the {} scope this request needs",
+            scope.as_str()
+        ))
+        .into_response()
+    } else {
+        match limit(&access, &name) {
+            Some(refused) => refused,
+            None => next.run(request).await,
+        }
+    };
+    response.extensions_mut().insert(KeyName(name));
+    response
+}
+
+/// The `429` for `caller` when it is over its rate, if a limit is set.
+fn limit(access: &Access, caller: &str) -> Option<Response> {
+    let limiter = access.limiter.as_ref()?;
+    limiter
+        .take(caller)
+        .err()
+        .map(|wait| ApiError::TooManyRequests(wait).into_response())
 }
 
 /// Checks METRICS_API_KEY on a request for `/metrics`.

@@ -1,14 +1,20 @@
 //! Correlation ids: taken from `X-Correlation-ID` (or generated), put on the request's log span,
 //! handed to handlers, and echoed on every response. A W3C `traceparent` header is taken too:
 //! its trace id goes on the span, and ingest stores it with the events of the request.
+//!
+//! The same middleware writes the access log: one INFO line per answered request with its
+//! method, route template, status, latency, correlation id, trace id and the name of its API
+//! key (never the key), unless ACCESS_LOG=false. It is the outermost layer, so the line also
+//! covers requests refused by authentication, rate limits and timeouts.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::auth::KeyName;
 use crate::events::ingest::is_valid_correlation_id;
 use crate::events::trace::{TRACEPARENT, is_valid_traceparent, trace_id};
 
@@ -29,8 +35,19 @@ pub struct TraceParent(
     pub Option<String>,
 );
 
+/// ACCESS_LOG: whether each answered request gets its INFO line.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog(
+    /// On (the default) or off.
+    pub bool,
+);
+
 /// Middleware: assigns the id, logs the request under it, and sets the response header.
-pub async fn correlate(mut request: Request, next: Next) -> Response {
+pub async fn correlate(
+    State(AccessLog(access_log)): State<AccessLog>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(X_CORRELATION_ID)
@@ -51,17 +68,28 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         trace_id = traceparent.as_deref().and_then(trace_id).unwrap_or_default(),
         event_id = tracing::field::Empty,
     );
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
     request.extensions_mut().insert(CorrelationId(id.clone()));
     request.extensions_mut().insert(TraceParent(traceparent));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    let key = response
+        .extensions()
+        .get::<KeyName>()
+        .map(|key| key.0.as_str());
     span.in_scope(|| {
-        let latency_us = started.elapsed().as_micros() as u64;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         if status >= 500 {
-            tracing::error!(status, latency_us, "request failed");
+            tracing::error!(route, status, latency_ms, api_key = key, "request failed");
+        } else if access_log {
+            tracing::info!(route, status, latency_ms, api_key = key, "request");
         } else {
-            tracing::debug!(status, latency_us, "request completed");
+            tracing::debug!(route, status, latency_ms, api_key = key, "request");
         }
     });
     if let Ok(value) = HeaderValue::from_str(&id) {

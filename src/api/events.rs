@@ -16,6 +16,7 @@ use super::problem::{
     ApiError, ApiPath, ApiQuery, MAX_JSON_DEPTH, Problem, RawBody, parse_json, refuse_deep_json,
 };
 use super::{ApiContext, path_segment};
+use crate::events::http_binding;
 use crate::events::ingest::{self, IngestContext};
 use crate::events::{Event, InvalidEvent, Violation};
 use crate::store::{AppendOutcome, Cursor, EventQuery, TypeFilter};
@@ -46,7 +47,7 @@ impl ContentMode {
     fn of(headers: &HeaderMap) -> Result<Self, ApiError> {
         let essence = headers
             .get(header::CONTENT_TYPE)
-            .map(|v| ingest::media_essence(v.to_str().unwrap_or_default()));
+            .map(|v| http_binding::media_essence(v.to_str().unwrap_or_default()));
         if headers.contains_key("ce-specversion") {
             return Ok(Self::Binary);
         }
@@ -54,7 +55,7 @@ impl ContentMode {
             Some(CLOUDEVENTS_JSON) => Ok(Self::Structured),
             Some(CLOUDEVENTS_BATCH) => Ok(Self::Batch),
             None => Ok(Self::Simple),
-            Some(ct) if ingest::is_json_media_type(ct) => Ok(Self::Simple),
+            Some(ct) if http_binding::is_json_media_type(ct) => Ok(Self::Simple),
             Some(ct) => Err(ApiError::UnsupportedMediaType(format!(
                 "content type {ct} is not accepted: send application/json, {CLOUDEVENTS_JSON}, \
                  {CLOUDEVENTS_BATCH}, or a binary-mode CloudEvent (ce-* headers)"
@@ -125,7 +126,7 @@ pub async fn create_event(
         ContentMode::Simple => ingest::from_simple(parse_json(&body)?, ingest)?,
         ContentMode::Structured => ingest::from_structured(parse_json(&body)?, ingest)?,
         ContentMode::Binary => {
-            let value = ingest::structured_from_binary(&headers, &body)
+            let value = http_binding::structured_from_binary(&headers, &body)
                 .map_err(|err| ApiError::MalformedJson(err.to_string()))?;
             // The body is the event's data, one level below the attributes.
             refuse_deep_json(&value, MAX_JSON_DEPTH + 1)?;

@@ -38,7 +38,7 @@ use problem::{ApiError, PROBLEM_JSON};
 
 pub use auth::Access;
 pub use health::Probes;
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, documented_routes};
 pub use rate_limit::RateLimiter;
 
 /// What the endpoints share.
@@ -143,12 +143,12 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
         .merge(console::routes())
         .merge(probe_routes(probes))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
-    with_problems_and_correlation(app, limits.timeout)
+    with_problems_and_correlation(app, limits)
 }
 
 /// The router of a worker process: health probes and metrics.
 pub fn probe_router(probes: Probes, limits: RequestLimits) -> Router {
-    with_problems_and_correlation(probe_routes(probes), limits.timeout)
+    with_problems_and_correlation(probe_routes(probes), limits)
 }
 
 /// Health, readiness and metrics (behind METRICS_API_KEY when set).
@@ -168,7 +168,7 @@ fn probe_routes(probes: Probes) -> Router {
         .with_state(Arc::new(probes))
 }
 
-/// What one request may use.
+/// What one request may use, and whether it is logged.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
     /// MAX_BODY_BYTES: a larger body gets `413`.
@@ -176,11 +176,14 @@ pub struct RequestLimits {
     /// HTTP_REQUEST_TIMEOUT: a request not received and answered in this time gets `408`, so
     /// that no request (a client trickling its body, say) holds its connection longer.
     pub timeout: std::time::Duration,
+    /// ACCESS_LOG: one INFO line per answered request.
+    pub access_log: bool,
 }
 
 /// What every response gets: problem+json for unknown paths and methods, `408` past the request
 /// timeout, request metrics, and a correlation id (all three on the `408` too).
-fn with_problems_and_correlation(router: Router, timeout: std::time::Duration) -> Router {
+fn with_problems_and_correlation(router: Router, limits: RequestLimits) -> Router {
+    let timeout = limits.timeout;
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -200,5 +203,8 @@ fn with_problems_and_correlation(router: Router, timeout: std::time::Duration) -
             },
         ))
         .layer(axum::middleware::from_fn(http_metrics::record))
-        .layer(axum::middleware::from_fn(correlation::correlate))
+        .layer(axum::middleware::from_fn_with_state(
+            correlation::AccessLog(limits.access_log),
+            correlation::correlate,
+        ))
 }

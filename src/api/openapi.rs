@@ -54,6 +54,28 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// Every documented operation as (method, route template): the routes whose request metrics
+/// exist from the start.
+pub fn documented_routes() -> Vec<(&'static str, String)> {
+    let openapi = ApiDoc::openapi();
+    let mut routes = Vec::new();
+    for (path, item) in &openapi.paths.paths {
+        let operations = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, operation) in operations {
+            if operation.is_some() {
+                routes.push((method, path.clone()));
+            }
+        }
+    }
+    routes
+}
+
 /// Declares how API keys are sent: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 struct ApiKeySecurity;
 

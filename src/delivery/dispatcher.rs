@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -24,16 +23,16 @@ use tracing::Instrument;
 
 use super::client::{Failure, WebhookClient, WebhookRequest};
 use super::dead_letter::{MAX_RESPONSE_BODY, new_id, truncate};
+use super::prepared::PreparedEvent;
+use super::recorder::{RECORD_BATCH, Record, record};
 use super::{
     AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep, SigningSecret,
     SubscriptionDirectory,
 };
 use crate::events::trace::trace_id;
-use crate::events::{CloudEvent, Event};
 use crate::observability::metrics;
 use crate::reliability::{BreakerBoard, BreakerError, RetryConfig, random_unit};
-use crate::replay::REPLAY_EXTENSION;
-use crate::store::{EventStore, StoreError};
+use crate::store::EventStore;
 
 /// How often due jobs are looked for in the store.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -52,8 +51,6 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 const STORE_WAIT: Duration = Duration::from_secs(2);
 /// How long the jobs of a disabled subscription wait before they look again.
 const DISABLED_WAIT: Duration = Duration::from_secs(60);
-/// Outcomes written to the store in one transaction, at most.
-const RECORD_BATCH: usize = 500;
 
 /// How deliveries are made and retried.
 #[derive(Debug, Clone)]
@@ -66,66 +63,6 @@ pub struct DispatcherSettings {
     pub timeout: Duration,
     /// Whether endpoints may be on non-public addresses.
     pub allow_private: bool,
-}
-
-/// An event ready to be delivered: its CloudEvent JSON, encoded once for every subscription.
-#[derive(Debug)]
-pub struct PreparedEvent {
-    /// The event id.
-    pub event_id: String,
-    /// Its type.
-    pub event_type: String,
-    /// Its stream.
-    pub stream: String,
-    /// Its correlation id, forwarded as X-Correlation-ID.
-    pub correlation_id: String,
-    /// Its W3C trace context, forwarded as `traceparent`.
-    pub traceparent: Option<String>,
-    /// The request body: the CloudEvent in its JSON format.
-    pub body: Bytes,
-    /// The replay it is delivered for, named in a header and in the body's extension.
-    pub replay_id: Option<String>,
-}
-
-impl PreparedEvent {
-    /// The delivery form of `event`.
-    pub fn of(event: &Event) -> Result<Self, serde_json::Error> {
-        Self::encode(event, &event.envelope, None)
-    }
-
-    /// The delivery form of `event` replayed by `replay_id`: the same id, marked by the replay
-    /// extension.
-    pub fn replayed(event: &Event, replay_id: &str) -> Result<Self, serde_json::Error> {
-        let mut envelope = event.envelope.clone();
-        envelope
-            .extensions
-            .insert(REPLAY_EXTENSION.to_string(), replay_id.into());
-        Self::encode(event, &envelope, Some(replay_id))
-    }
-
-    fn encode(
-        event: &Event,
-        envelope: &CloudEvent,
-        replay_id: Option<&str>,
-    ) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            event_id: event.id().to_string(),
-            event_type: event.event_type().to_string(),
-            stream: event.metadata.stream.clone(),
-            correlation_id: event.metadata.correlation_id.clone(),
-            traceparent: event.traceparent().map(str::to_string),
-            body: Bytes::from(serde_json::to_vec(envelope)?),
-            replay_id: replay_id.map(str::to_string),
-        })
-    }
-}
-
-/// What the recorder writes.
-enum Record {
-    /// An attempt and what follows it.
-    Attempt(AttemptRecord),
-    /// A job put off without an attempt, until the given time.
-    Postpone(String, DateTime<Utc>),
 }
 
 /// Hands jobs to the dispatcher; cheap to clone.
@@ -450,7 +387,9 @@ impl Inner {
         // Retry-After is honoured up to RETRY_MAX_DELAY, and never sooner than the backoff.
         let backoff = retry.delay_before_retry(attempt);
         let asked = failure.retry_after.unwrap_or_default().min(retry.max_delay);
-        NextStep::RetryAt(Utc::now() + backoff.max(asked))
+        let wait = backoff.max(asked);
+        tracing::warn!(delivery = %job.id, attempt, status = failure.status, error = %failure.error, retry_in_ms = wait.as_millis() as u64, "webhook delivery failed; retrying");
+        NextStep::RetryAt(Utc::now() + wait)
     }
 
     /// Sends a job to the dead-letter queue without an attempt (nothing can be sent).
@@ -570,82 +509,5 @@ fn outcome_label(next: &NextStep) -> &'static str {
         NextStep::Delivered => "delivered",
         NextStep::RetryAt(_) => "retry",
         NextStep::DeadLetter(_) => "dead_lettered",
-    }
-}
-
-/// Writes outcomes to the store in batches until `stop`, then what is left.
-async fn record(
-    store: Arc<dyn DeliveryStore>,
-    mut queue: mpsc::Receiver<Record>,
-    stop: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            record = queue.recv() => record,
-            _ = stop.cancelled() => queue.try_recv().ok(),
-        };
-        let Some(first) = first else { return };
-        let mut attempts = Vec::new();
-        let mut postponed = Vec::new();
-        let mut next = Some(first);
-        while let Some(record) = next {
-            match record {
-                Record::Attempt(attempt) => attempts.push(attempt),
-                Record::Postpone(id, due) => postponed.push((id, due)),
-            }
-            next = (attempts.len() + postponed.len() < RECORD_BATCH)
-                .then(|| queue.try_recv().ok())
-                .flatten();
-        }
-        write_outcomes(store.as_ref(), &attempts, &postponed, &stop).await;
-    }
-}
-
-/// Writes one batch of outcomes.
-async fn write_outcomes(
-    store: &dyn DeliveryStore,
-    attempts: &[AttemptRecord],
-    postponed: &[(String, DateTime<Utc>)],
-    stop: &CancellationToken,
-) {
-    if !attempts.is_empty()
-        && let Some(recorded) = persist(stop, || store.record_attempts(attempts)).await
-    {
-        for attempt in attempts {
-            if let NextStep::DeadLetter(letter) = &attempt.next
-                && recorded.contains(&attempt.job.id)
-            {
-                let stream = Some(letter.stream.as_str()).filter(|s| !s.is_empty());
-                metrics::event_failed(stream.unwrap_or("unknown"));
-            }
-        }
-    }
-    if !postponed.is_empty() {
-        persist(stop, || store.postpone(postponed)).await;
-    }
-}
-
-/// Runs `write` until it succeeds, pausing while the store is unavailable. A write the store
-/// refuses is dropped with an error in the log, as is one still failing a few tries after
-/// shutdown: its jobs stay leased and come due again when the lease runs out.
-async fn persist<T, Fut>(stop: &CancellationToken, write: impl Fn() -> Fut) -> Option<T>
-where
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut pause = Duration::from_millis(100);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let err = match write().await {
-            Ok(written) => return Some(written),
-            Err(err) => err,
-        };
-        if !err.is_transient() || (stop.is_cancelled() && tries >= 3) {
-            tracing::error!(error = %err, "cannot record delivery outcomes; their jobs come due again after their lease");
-            return None;
-        }
-        tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot record delivery outcomes");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }

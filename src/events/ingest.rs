@@ -1,8 +1,6 @@
 //! Turning what producers send into [`Event`]s: the README's simple form and the CloudEvents
 //! structured and binary content modes, all validated by the same rules.
 
-use axum::http::HeaderMap;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -10,6 +8,8 @@ use super::catalog::validate_known;
 use super::envelope::{
     CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SERVER_METADATA_KEYS, SPEC_VERSION,
 };
+use super::fields::Fields;
+use super::http_binding::is_json_media_type;
 use super::invalid::{InvalidEvent, Violation};
 use super::routing::StreamRouter;
 
@@ -32,11 +32,6 @@ pub struct IngestContext<'a> {
     /// The request's W3C `traceparent`, given to events that bring none of their own.
     pub traceparent: Option<&'a str>,
 }
-
-/// A binary-mode body that does not match its declared JSON content type.
-#[derive(Debug, thiserror::Error)]
-#[error("body is not valid JSON: {0}")]
-pub struct MalformedData(#[from] serde_json::Error);
 
 /// Parses the README's simple form: `{type, source, data, metadata, id?, subject?, time?}`.
 pub fn from_simple(value: Value, ctx: IngestContext<'_>) -> Result<Event, InvalidEvent> {
@@ -62,58 +57,6 @@ pub fn from_structured(value: Value, ctx: IngestContext<'_>) -> Result<Event, In
     check_extensions(&draft.extensions, &mut violations);
     let producer_metadata = ProducerMetadata::from_extensions(&draft.extensions, &mut violations);
     finish(draft, producer_metadata, violations, ctx)
-}
-
-/// Rebuilds the structured-mode JSON of a binary-mode request (`ce-*` headers, body as data).
-pub fn structured_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Value, MalformedData> {
-    let mut object = Map::new();
-    for (name, value) in headers {
-        if let Some(attribute) = name.as_str().strip_prefix("ce-") {
-            let text = percent_decode(&String::from_utf8_lossy(value.as_bytes()));
-            object.insert(attribute.to_string(), Value::String(text));
-        }
-    }
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    if !body.is_empty() {
-        match content_type.as_deref() {
-            Some(ct) if !is_json_media_type(ct) => match std::str::from_utf8(body) {
-                Ok(text) if ct.starts_with("text/") => {
-                    object.insert("data".into(), Value::String(text.to_string()));
-                }
-                _ => {
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(body);
-                    object.insert("data_base64".into(), Value::String(encoded));
-                }
-            },
-            _ => {
-                object.insert("data".into(), serde_json::from_slice(body)?);
-            }
-        }
-    }
-    if let Some(ct) = content_type {
-        object.insert("datacontenttype".into(), Value::String(ct));
-    }
-    Ok(Value::Object(object))
-}
-
-/// True for `application/json`, `text/json` and any `+json` media type.
-pub fn is_json_media_type(content_type: &str) -> bool {
-    let essence = media_essence(content_type);
-    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
-}
-
-/// The media type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
-/// `application/json`.
-pub fn media_essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// Attributes read from the request, before validation.
@@ -417,129 +360,6 @@ fn check_extensions(extensions: &Map<String, Value>, violations: &mut Vec<Violat
     }
 }
 
-/// A JSON object being taken apart member by member, collecting violations on the way.
-struct Fields {
-    map: Map<String, Value>,
-    violations: Vec<Violation>,
-}
-
-/// Reports every string or member name holding U+0000, by JSON pointer: no database stores it
-/// in text (PostgreSQL refuses it), so such an event could never be committed.
-fn find_nul(value: &Value, pointer: &mut String, violations: &mut Vec<Violation>) {
-    const DETAIL: &str = "must not contain the NUL character (U+0000)";
-    match value {
-        Value::String(text) if text.contains('\0') => {
-            violations.push(Violation::new(pointer.clone(), DETAIL));
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let len = pointer.len();
-                pointer.push_str(&format!("/{index}"));
-                find_nul(item, pointer, violations);
-                pointer.truncate(len);
-            }
-        }
-        Value::Object(members) => {
-            for (key, member) in members {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                if key.contains('\0') {
-                    violations.push(Violation::new(pointer.clone(), DETAIL));
-                }
-                find_nul(member, pointer, violations);
-                pointer.truncate(len);
-            }
-        }
-        _ => {}
-    }
-}
-
-impl Fields {
-    fn new(value: Value) -> Result<Self, InvalidEvent> {
-        let mut violations = Vec::new();
-        find_nul(&value, &mut String::new(), &mut violations);
-        match value {
-            Value::Object(map) => Ok(Self { map, violations }),
-            _ => Err(InvalidEvent(vec![Violation::new(
-                "",
-                "expected a JSON object",
-            )])),
-        }
-    }
-
-    fn violate(&mut self, pointer: String, detail: &str) {
-        self.violations.push(Violation::new(pointer, detail));
-    }
-
-    /// Takes an optional string member.
-    fn string(&mut self, key: &str) -> Option<String> {
-        match self.map.remove(key)? {
-            Value::String(text) => Some(text),
-            Value::Null => None,
-            _ => {
-                self.violate(format!("/{key}"), "expected a string");
-                None
-            }
-        }
-    }
-
-    /// Takes a required string member.
-    fn required(&mut self, key: &str) -> Option<String> {
-        let present = self.map.get(key).is_some_and(|v| !v.is_null());
-        let value = self.string(key);
-        if !present {
-            self.violate(format!("/{key}"), "is required");
-        }
-        value
-    }
-
-    /// Takes the data member; JSON null counts as absent.
-    fn data(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key).filter(|v| !v.is_null())
-    }
-
-    /// Takes an optional object member.
-    fn object(&mut self, key: &str) -> Map<String, Value> {
-        match self.map.remove(key) {
-            Some(Value::Object(map)) => map,
-            None | Some(Value::Null) => Map::new(),
-            Some(_) => {
-                self.violate(format!("/{key}"), "expected an object");
-                Map::new()
-            }
-        }
-    }
-
-    fn remaining_keys(&self) -> Vec<String> {
-        self.map.keys().cloned().collect()
-    }
-}
-
-/// Decodes `%XX` escapes as the CloudEvents HTTP binding asks for header values.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,25 +440,5 @@ mod tests {
             "2023-12-31T22:00:00+00:00"
         );
         assert_eq!(event.envelope.extensions["partitionkey"], "k");
-    }
-
-    #[test]
-    fn binary_mode_maps_headers_and_body() {
-        let mut headers = HeaderMap::new();
-        headers.insert("ce-specversion", "1.0".parse().unwrap());
-        headers.insert("ce-id", "b1".parse().unwrap());
-        headers.insert("ce-source", "%2Fsensors%2F1".parse().unwrap());
-        headers.insert("ce-type", "page.view".parse().unwrap());
-        headers.insert("content-type", "application/json".parse().unwrap());
-        let value = structured_from_binary(&headers, br#"{"url": "/home"}"#).unwrap();
-        let router = StreamRouter::new("events:default");
-        let event = from_structured(value, ctx(&router)).unwrap();
-        assert_eq!(event.envelope.source, "/sensors/1");
-        assert_eq!(event.envelope.data, Some(json!({"url": "/home"})));
-
-        headers.insert("content-type", "application/octet-stream".parse().unwrap());
-        headers.insert("ce-type", "com.example.blob".parse().unwrap());
-        let value = structured_from_binary(&headers, &[0xff, 0x00]).unwrap();
-        assert_eq!(value["data_base64"], "/wA=");
     }
 }

@@ -3,6 +3,8 @@
 mod builder;
 pub mod catalog;
 mod envelope;
+mod fields;
+pub mod http_binding;
 pub mod ingest;
 mod invalid;
 pub mod routing;

@@ -30,6 +30,9 @@ const OUTBOX_BACKLOG: &str = "eventflow_outbox_backlog";
 const HTTP_REQUESTS: &str = "eventflow_http_requests_total";
 const HTTP_SECONDS: &str = "eventflow_http_request_duration_seconds";
 
+/// The `outcome` label values of webhook attempts.
+pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "retry", "dead_lettered"];
+
 /// Histogram buckets for durations, in seconds: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -130,6 +133,44 @@ fn describe() {
     );
 }
 
+/// Exports, at zero, the series an API process counts, before its first request: ingest per
+/// stream, group commits, and request durations per documented route. A series born with its
+/// first increment cannot alert on `increase(…) > 0` and shows "No data" instead of 0.
+pub fn register_ingest(streams: &[String], routes: &[(&'static str, String)]) {
+    for stream in streams {
+        counter!(PUBLISHED, "stream" => stream.clone()).increment(0);
+    }
+    // Registering is enough: the series renders with empty buckets.
+    let _ = histogram!(BATCH_SIZE);
+    let _ = histogram!(COMMIT_SECONDS);
+    for (method, route) in routes {
+        let _ = histogram!(HTTP_SECONDS, "method" => *method, "route" => route.clone());
+    }
+    gauge!(LIVE_STREAMS).increment(0.0);
+}
+
+/// Exports, at zero, the series a worker counts per stream before its first event.
+pub fn register_worker(streams: &[String]) {
+    for stream in streams {
+        counter!(CONSUMED, "stream" => stream.clone()).increment(0);
+        counter!(FAILED, "stream" => stream.clone()).increment(0);
+        let _ = histogram!(PROCESSING, "stream" => stream.clone());
+    }
+}
+
+/// Exports, at zero, the delivery series of a subscription this process delivers to: attempts
+/// by every outcome, and its breaker (closed until it opens).
+pub fn register_subscription(subscription_id: &str) {
+    let subscription = subscription_id.to_string();
+    for outcome in WEBHOOK_OUTCOMES {
+        counter!(WEBHOOK_DELIVERIES, "subscription" => subscription.clone(), "outcome" => *outcome)
+            .increment(0);
+    }
+    let _ = histogram!(WEBHOOK_SECONDS, "subscription" => subscription.clone());
+    let breaker = gauge!(BREAKER_STATE, "subscription" => subscription);
+    breaker.increment(0.0);
+}
+
 /// Counts events published, given the stream of each.
 pub fn events_published<'a>(streams: impl IntoIterator<Item = &'a str>) {
     let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
@@ -190,6 +231,16 @@ pub fn live_streams(change: f64) {
 pub async fn sample_outbox(store: &dyn EventStore) {
     if let Ok(waiting) = store.outbox_len(OUTBOX_COUNT_CAP).await {
         gauge!(OUTBOX_BACKLOG).set(waiting as f64);
+    }
+}
+
+/// Exports the delivery series of every subscription in the store (see
+/// [`register_subscription`]), so that one created since the last sample has its zeros too.
+pub async fn sample_subscriptions(store: &dyn DeliveryStore) {
+    if let Ok(subscriptions) = store.subscriptions().await {
+        for stored in subscriptions {
+            register_subscription(&stored.subscription.id);
+        }
     }
 }
 

@@ -256,7 +256,11 @@ impl Committer {
                     AppendOutcome::Created(event) => Some(event),
                     _ => None,
                 });
-                let unpublished = if self.store.publishes_on_append() {
+                let published = self.store.publishes_on_append();
+                for event in created.clone() {
+                    tracing::debug!(event_id = %event.id(), stream = %event.metadata.stream, sequence = event.metadata.sequence, correlation_id = %event.metadata.correlation_id, published, "event stored");
+                }
+                let unpublished = if published {
                     metrics::events_published(created.map(|e| e.metadata.stream.as_str()));
                     Vec::new()
                 } else {

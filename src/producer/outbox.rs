@@ -185,6 +185,9 @@ impl Outbox {
         self.broker.publish(&messages).await?;
         self.store.mark_published(&sequences).await?;
         metrics::events_published(messages.iter().map(|m| m.stream.as_str()));
+        for event in events {
+            tracing::debug!(event_id = %event.id(), stream = %event.metadata.stream, correlation_id = %event.metadata.correlation_id, "event published");
+        }
         Ok(())
     }
 }

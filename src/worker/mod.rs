@@ -167,6 +167,7 @@ impl Worker {
                 )
                 .await;
                 metrics::sample_dead_letters(self.dead_letters.as_ref()).await;
+                metrics::sample_subscriptions(self.dead_letters.as_ref()).await;
             }
             let claimed = if Instant::now() >= next_claim {
                 next_claim = Instant::now() + claim_every;

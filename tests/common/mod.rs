@@ -48,12 +48,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut redis = None;
         let (database_url, redis_url) = if distributed() {
-            let postgres = services::postgres_url()
-                .await
-                .expect("EVENTFLOW_TEST_BACKEND=distributed needs EVENTFLOW_TEST_DATABASE_URL");
-            let private = services::PrivateRedis::start(dir.path())
-                .await
-                .expect("EVENTFLOW_TEST_BACKEND=distributed needs EVENTFLOW_TEST_REDIS_URL");
+            let postgres = services::postgres_url().await;
+            let private = services::PrivateRedis::start(dir.path()).await;
             let url = private.url();
             redis = Some(private);
             (postgres, url)

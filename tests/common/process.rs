@@ -15,6 +15,11 @@ impl Eventflow {
     /// Runs `eventflow ARGS` in `dir` with `env` on top of a clean EventFlow environment
     /// (warnings only in the logs, which go to the test's stderr; HTTP on a free port).
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_logging_to(dir, args, env, Stdio::inherit())
+    }
+
+    /// [`Eventflow::spawn`], with its log (stderr) going to `log`.
+    pub fn spawn_logging_to(dir: &Path, args: &[&str], env: &[(&str, &str)], log: Stdio) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_eventflow"));
         command
             .args(args)
@@ -26,7 +31,7 @@ impl Eventflow {
             .env("API_HOST", "127.0.0.1")
             .env("API_PORT", "0")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         for (name, value) in env {
             command.env(name, value);
         }
@@ -38,10 +43,21 @@ impl Eventflow {
     /// Runs `eventflow ARGS` with its HTTP port (the API, or a worker's probes) on `port` and
     /// waits until it answers.
     pub async fn start(dir: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_logging_to(dir, port, args, env, Stdio::inherit()).await
+    }
+
+    /// [`Eventflow::start`], with its log (stderr) going to `log`.
+    pub async fn start_logging_to(
+        dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Stdio,
+    ) -> Self {
         let port_text = port.to_string();
         let mut all_env = vec![("API_PORT", port_text.as_str())];
         all_env.extend_from_slice(env);
-        let mut server = Self::spawn(dir, args, &all_env);
+        let mut server = Self::spawn_logging_to(dir, args, &all_env, log);
         let client = super::http_client();
         for _ in 0..200 {
             if client

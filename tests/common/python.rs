@@ -2,18 +2,18 @@
 
 use std::process::Command;
 
-/// True when python3 can import `module`. Otherwise the test is skipped (says how to install it
-/// with `pip install PIP_SPEC`), or fails under `EVENTFLOW_REQUIRE_SERVICES=1`.
-pub fn has_module(module: &str, pip_spec: &str) -> bool {
+/// Fails the test, saying how to install it, unless python3 can import `module` (installed with
+/// `pip install PIP_SPEC`).
+pub fn require_module(module: &str, pip_spec: &str) {
     let importable = Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|status| status.success());
-    super::services::tool_available(
+    super::services::require_tool(
         importable,
-        "the Python package",
+        &format!("the Python package {module}"),
         &format!("pip install {pip_spec}"),
-    )
+    );
 }
 
 /// Runs `tests/interop/SCRIPT` with `args` and `stdin`; returns its stdout, failing the test

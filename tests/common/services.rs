@@ -2,9 +2,9 @@
 //! `EVENTFLOW_TEST_DATABASE_URL` and `EVENTFLOW_TEST_REDIS_URL`, and private `redis-server`
 //! processes a test can kill and restart.
 //!
-//! Without those variables the tests that need a service are skipped, so `cargo test` passes on
-//! a machine with nothing installed. With `EVENTFLOW_REQUIRE_SERVICES=1` (set by `.ci/run`), a
-//! missing or unreachable service fails the test instead.
+//! The tests that need a service are `#[ignore]`d with the reason, so that a plain `cargo test`
+//! passes on a machine with nothing installed and reports them as not run; included
+//! (`-- --include-ignored`, as `.ci/run` does), they fail when a service is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,36 +15,28 @@ use sqlx::Connection;
 const DATABASE_VAR: &str = "EVENTFLOW_TEST_DATABASE_URL";
 const REDIS_VAR: &str = "EVENTFLOW_TEST_REDIS_URL";
 
-fn required() -> bool {
-    std::env::var("EVENTFLOW_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+/// Fails the test, saying how to install `what`, unless it was `found`. Tests that need a tool
+/// are `#[ignore]`d with the reason, so that `cargo test` reports them as not run; when
+/// included (`-- --include-ignored`, as `.ci/run` does), a missing tool fails them.
+pub fn require_tool(found: bool, what: &str, install: &str) {
+    assert!(
+        found,
+        "this test needs {what}: {install} (see README, Tests)"
+    );
 }
 
-/// `found` for a test tool (`what`, installed with `install`): when it is missing the test is
-/// skipped, saying how to install it, or fails under `EVENTFLOW_REQUIRE_SERVICES=1`.
-pub fn tool_available(found: bool, what: &str, install: &str) -> bool {
-    if !found {
-        assert!(!required(), "{what} is required: {install}");
-        eprintln!("skipped: {what} is not installed ({install})");
-    }
-    found
-}
-
-/// The value of `var`, or `None` (after saying why) when the tests needing it are skipped.
-fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url),
-        None if required() => panic!("EVENTFLOW_REQUIRE_SERVICES=1 but {var} is not set"),
-        None => {
-            eprintln!("{var} not set: skipping what needs it");
-            None
-        }
-    }
+/// The value of `var`; the test fails when it is not set.
+fn service_url(var: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("this test needs {var} (see README, Tests)"))
 }
 
 /// A PostgreSQL URL whose connections use a new, empty schema of their own, so that tests
 /// running at the same time never see each other's rows.
-pub async fn postgres_url() -> Option<String> {
-    let base = service_url(DATABASE_VAR)?;
+pub async fn postgres_url() -> String {
+    let base = service_url(DATABASE_VAR);
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|err| panic!("{DATABASE_VAR}={base} is unreachable: {err}"));
@@ -55,12 +47,12 @@ pub async fn postgres_url() -> Option<String> {
         .expect("create a test schema");
     conn.close().await.ok();
     let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{separator}options[search_path]={schema}"))
+    format!("{base}{separator}options[search_path]={schema}")
 }
 
 /// The shared Redis, after checking it answers.
-pub async fn redis_url() -> Option<String> {
-    let url = service_url(REDIS_VAR)?;
+pub async fn redis_url() -> String {
+    let url = service_url(REDIS_VAR);
     let client = redis::Client::open(url.as_str()).expect("a valid Redis URL");
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -70,7 +62,7 @@ pub async fn redis_url() -> Option<String> {
         .query_async(&mut conn)
         .await
         .expect("Redis answers PING");
-    Some(url)
+    url
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -91,17 +83,15 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
-    /// Starts one, or returns `None` (skipping) where tests must not need `redis-server`.
-    pub async fn start(dir: &Path) -> Option<Self> {
-        // Only where the shared services are configured: CI installs redis-server.
-        service_url(REDIS_VAR)?;
+    /// Starts one (`redis-server` must be installed).
+    pub async fn start(dir: &Path) -> Self {
         let mut redis = Self {
             port: free_port(),
             dir: dir.to_path_buf(),
             process: None,
         };
         redis.restart().await;
-        Some(redis)
+        redis
     }
 
     /// `redis://127.0.0.1:PORT`.

@@ -1,0 +1,101 @@
+//! The recorder: one task that writes the dispatcher's outcomes to the store in batches, so that
+//! a busy endpoint costs one transaction per batch of attempts rather than one per attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{AttemptRecord, DeliveryStore, NextStep};
+use crate::observability::metrics;
+use crate::store::StoreError;
+
+/// Outcomes written to the store in one transaction, at most.
+pub(super) const RECORD_BATCH: usize = 500;
+
+/// What the recorder writes.
+pub(super) enum Record {
+    /// An attempt and what follows it.
+    Attempt(AttemptRecord),
+    /// A job put off without an attempt, until the given time.
+    Postpone(String, DateTime<Utc>),
+}
+
+/// Writes outcomes to the store in batches until `stop`, then what is left.
+pub(super) async fn record(
+    store: Arc<dyn DeliveryStore>,
+    mut queue: mpsc::Receiver<Record>,
+    stop: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            record = queue.recv() => record,
+            _ = stop.cancelled() => queue.try_recv().ok(),
+        };
+        let Some(first) = first else { return };
+        let mut attempts = Vec::new();
+        let mut postponed = Vec::new();
+        let mut next = Some(first);
+        while let Some(record) = next {
+            match record {
+                Record::Attempt(attempt) => attempts.push(attempt),
+                Record::Postpone(id, due) => postponed.push((id, due)),
+            }
+            next = (attempts.len() + postponed.len() < RECORD_BATCH)
+                .then(|| queue.try_recv().ok())
+                .flatten();
+        }
+        write_outcomes(store.as_ref(), &attempts, &postponed, &stop).await;
+    }
+}
+
+/// Writes one batch of outcomes.
+async fn write_outcomes(
+    store: &dyn DeliveryStore,
+    attempts: &[AttemptRecord],
+    postponed: &[(String, DateTime<Utc>)],
+    stop: &CancellationToken,
+) {
+    if !attempts.is_empty()
+        && let Some(recorded) = persist(stop, || store.record_attempts(attempts)).await
+    {
+        for attempt in attempts {
+            if let NextStep::DeadLetter(letter) = &attempt.next
+                && recorded.contains(&attempt.job.id)
+            {
+                let stream = Some(letter.stream.as_str()).filter(|s| !s.is_empty());
+                metrics::event_failed(stream.unwrap_or("unknown"));
+            }
+        }
+    }
+    if !postponed.is_empty() {
+        persist(stop, || store.postpone(postponed)).await;
+    }
+}
+
+/// Runs `write` until it succeeds, pausing while the store is unavailable. A write the store
+/// refuses is dropped with an error in the log, as is one still failing a few tries after
+/// shutdown: its jobs stay leased and come due again when the lease runs out.
+async fn persist<T, Fut>(stop: &CancellationToken, write: impl Fn() -> Fut) -> Option<T>
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let err = match write().await {
+            Ok(written) => return Some(written),
+            Err(err) => err,
+        };
+        if !err.is_transient() || (stop.is_cancelled() && tries >= 3) {
+            tracing::error!(error = %err, "cannot record delivery outcomes; their jobs come due again after their lease");
+            return None;
+        }
+        tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot record delivery outcomes");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
