@@ -3,11 +3,16 @@
 //!
 //! ```text
 //! webhook_bench drain   --api URL [--subscriptions N] [--events N] [--worker-cmd CMD]
+//!                       [--ordering none|partition_key] [--keys N] [--receiver-delay-ms MS]
+//!                       [--json FILE]
 //! webhook_bench latency --api URL [--rate EVENTS_PER_SEC] [--duration SECONDS]
 //! ```
 //!
 //! `drain` posts the events first (in batches of 100), then runs `--worker-cmd` (a shell command
-//! that starts the worker processes) and reports how fast the deliveries arrive. `latency` posts
+//! that starts the worker processes) and reports how fast the deliveries arrive. With `--keys N`
+//! the events carry N partition keys in turn, and `--ordering partition_key` makes the
+//! subscriptions ordered by them; the receiver answers after `--receiver-delay-ms`; `--json`
+//! also writes the figures to a file (for `scripts/bench.sh`). `latency` posts
 //! single events at a fixed rate (open loop) to one subscription and reports the time from each
 //! POST to its delivery. Used by `scripts/bench-webhooks.sh`.
 
@@ -30,6 +35,8 @@ struct Tally {
     last_at: Mutex<Option<Instant>>,
     /// POST-to-delivery latencies in microseconds (latency mode).
     latencies_us: Mutex<Vec<u64>>,
+    /// How long the receiver takes to answer.
+    delay: Duration,
 }
 
 /// Nanoseconds since the epoch, comparable between the poster and the receiver.
@@ -40,6 +47,9 @@ fn now_ns() -> u64 {
 }
 
 async fn receive(State(tally): State<Arc<Tally>>, body: Bytes) -> StatusCode {
+    if !tally.delay.is_zero() {
+        tokio::time::sleep(tally.delay).await;
+    }
     let now = Instant::now();
     let received_ns = now_ns();
     if let Ok(event) = serde_json::from_slice::<Value>(&body)
@@ -62,6 +72,10 @@ struct Options {
     rate: u64,
     duration: u64,
     worker_cmd: Option<String>,
+    ordering: String,
+    keys: usize,
+    receiver_delay: Duration,
+    json: Option<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -74,6 +88,10 @@ fn options() -> anyhow::Result<Options> {
         rate: 1000,
         duration: 10,
         worker_cmd: None,
+        ordering: "none".into(),
+        keys: 0,
+        receiver_delay: Duration::ZERO,
+        json: None,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -86,6 +104,12 @@ fn options() -> anyhow::Result<Options> {
             "--rate" => options.rate = value.parse()?,
             "--duration" => options.duration = value.parse()?,
             "--worker-cmd" => options.worker_cmd = Some(value),
+            "--ordering" => options.ordering = value,
+            "--keys" => options.keys = value.parse()?,
+            "--receiver-delay-ms" => {
+                options.receiver_delay = Duration::from_millis(value.parse()?);
+            }
+            "--json" => options.json = Some(value),
             other => bail!("unknown option {other}"),
         }
     }
@@ -97,15 +121,18 @@ async fn main() -> anyhow::Result<()> {
     let options = options()?;
     eventflow::delivery::install_crypto_provider();
     let client = reqwest::Client::new();
-    let tally = Arc::new(Tally::default());
+    let tally = Arc::new(Tally {
+        delay: options.receiver_delay,
+        ..Tally::default()
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     let app = Router::new().fallback(receive).with_state(tally.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     for n in 0..options.subscriptions {
-        let body =
-            json!({"name": format!("bench-{n}"), "event_types": ["bench.*"], "webhook_url": url});
+        let body = json!({"name": format!("bench-{n}"), "event_types": ["bench.*"],
+                          "webhook_url": url, "ordering": options.ordering});
         let response = client
             .post(format!("{}/api/v1/subscriptions", options.api))
             .json(&body)
@@ -131,8 +158,15 @@ async fn drain(options: &Options, client: &reqwest::Client, tally: &Tally) -> an
             json!(
                 chunk
                     .iter()
-                    .map(|n| json!({"type": "bench.tick", "source": "bench",
-                                               "data": {"n": n}}))
+                    .map(|n| {
+                        let mut event = json!({"type": "bench.tick", "source": "bench",
+                                               "data": {"n": n}});
+                        if options.keys > 0 {
+                            let key = format!("key-{}", n % options.keys);
+                            event["metadata"] = json!({"partition_key": key});
+                        }
+                        event
+                    })
                     .collect::<Vec<_>>()
             )
         })
@@ -176,10 +210,18 @@ async fn drain(options: &Options, client: &reqwest::Client, tally: &Tally) -> an
     let first = tally.first_at.lock().unwrap().unwrap_or(started);
     let last = tally.last_at.lock().unwrap().unwrap_or(started);
     let spread = (last - first).as_secs_f64();
+    let per_second = expected as f64 / spread;
+    if let Some(path) = &options.json {
+        let report = json!({"deliveries": expected, "subscriptions": options.subscriptions,
+                            "ordering": options.ordering, "keys": options.keys,
+                            "receiver_delay_ms": options.receiver_delay.as_secs_f64() * 1000.0,
+                            "deliveries_per_second": per_second, "seconds": spread});
+        std::fs::write(path, report.to_string())?;
+    }
     println!(
         "{expected} deliveries ({} subscriptions): {:.0} deliveries/s from first to last delivery ({:.2}s), {:.0}/s including worker start-up ({:.2}s)",
         options.subscriptions,
-        expected as f64 / spread,
+        per_second,
         spread,
         expected as f64 / (last - started).as_secs_f64(),
         (last - started).as_secs_f64(),

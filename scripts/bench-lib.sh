@@ -1,5 +1,6 @@
-# Shared by the benchmark scripts, sourced as `. scripts/bench-lib.sh EXAMPLE` from the repository
-# root: builds the release binary and examples/EXAMPLE.rs, sets $bin, $bench, $port, $database,
+# Shared by the benchmark scripts, sourced as `. scripts/bench-lib.sh EXAMPLE…` from the repository
+# root: builds the release binary and examples/EXAMPLE.rs (each one named), sets $bin, $bench (the
+# first example), $examples_dir, $port, $database,
 # $redis_db and a scratch $dir, prints the machine and date; offers a fresh store and broker per
 # run and a background EventFlow that is waited for (killed at exit).
 
@@ -9,8 +10,11 @@ redis_db="${BENCH_REDIS_DB:-15}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/eventflow-target}"
 export LOG_LEVEL=warn API_HOST=127.0.0.1
 bin="$CARGO_TARGET_DIR/release/eventflow"
-bench="$CARGO_TARGET_DIR/release/examples/$1"
-cargo build --release --quiet --bin eventflow --example "$1"
+examples_dir="$CARGO_TARGET_DIR/release/examples"
+bench="$examples_dir/$1"
+example_args=()
+for example in "$@"; do example_args+=(--example "$example"); done
+cargo build --release --quiet --bin eventflow "${example_args[@]}"
 dir="$(mktemp -d)"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT

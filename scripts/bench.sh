@@ -5,20 +5,37 @@
 # generator), batches of 100 rows inserted straight into the store (storage ceiling: SQLite by
 # examples/storage_ceiling.rs, PostgreSQL by pgbench) and redis-benchmark XADD (the broker). It
 # writes a dated section at the top of BENCHMARKS.md (BENCH_WRITE=0: only prints it), with the
-# peak RSS of every EventFlow process.
+# peak RSS of every EventFlow process, and webhook drains by one worker process, unordered and
+# ordered by partition key (examples/webhook_bench.rs).
 # Usage: scripts/bench.sh [SECONDS] [BACKENDS]   (default: 10 "embedded distributed"; needs psql,
 # pgbench, redis-benchmark and redis-cli for distributed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 backends="${2:-embedded distributed}"
-. scripts/bench-lib.sh storage_ceiling
+. scripts/bench-lib.sh storage_ceiling webhook_bench
 results="$dir/results"
 mkdir -p "$results"
 url="http://127.0.0.1:$port"
 # Replays unpaced (the default paces them at 1,000 events/s); the benchmark's own webhook
 # receiver listens on loopback.
 export REPLAY_RATE=0 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true
+
+# Drains stored events to one subscription with one worker process (examples/webhook_bench.rs)
+# for each "NAME ORDERING KEYS RECEIVER_DELAY_MS EVENTS" on stdin, into $results/$backend-drain-NAME.json.
+drains() {
+    while read -r name ordering keys delay events; do
+        fresh_backend "$backend" "drain-$name"
+        start serve --no-worker
+        "$examples_dir/webhook_bench" drain --api "$url" --events "$events" --ordering "$ordering" \
+            --keys "$keys" --receiver-delay-ms "$delay" --json "$results/$backend-drain-$name.json" \
+            --worker-cmd "API_PORT=$((port + 1)) exec $bin worker start" >/dev/null
+        echo "  drain $name: $(cat "$results/$backend-drain-$name.json")"
+        kill "${pids[@]}" 2>/dev/null || true
+        wait "${pids[@]}" 2>/dev/null || true
+        pids=()
+    done
+}
 
 # Runs `eventflow bench KIND ARGS…` and keeps its report as $results/$backend-KIND.json.
 run_bench() {
@@ -104,6 +121,14 @@ for backend in $backends; do
     done
     wait "${pids[@]}" 2>/dev/null || true
     pids=()
+    # Ordered delivery: the same 20,000 events over 1,000 partition keys drained unordered and
+    # ordered by key, then one and ten keys against a receiver that takes 1 ms to answer.
+    drains <<'RUNS'
+unordered none 1000 0 20000
+ordered-1000 partition_key 1000 0 20000
+ordered-10 partition_key 10 1 10000
+ordered-1 partition_key 1 1 1000
+RUNS
     if [ "$backend" = embedded ]; then
         # Ingest again with the API alone (`serve --no-worker`): what the worker in the same
         # process costs the API, on the same two cores and the same single SQLite writer.

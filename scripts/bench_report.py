@@ -32,6 +32,27 @@ def machine():
     return f"{cores} cores ({model}), {total_kb / 1048576:.0f} GiB, {platform.system()} {platform.release()}"
 
 
+def drain_rows(backend):
+    """The ordered-delivery drains: ordered by 1,000 keys against unordered, and 1 and 10 keys."""
+    if not os.path.exists(os.path.join(results, f"{backend}-drain-unordered.json")):
+        return []
+    unordered = load(backend, "drain-unordered")
+    ordered = load(backend, "drain-ordered-1000")
+    ratio = ordered["deliveries_per_second"] / unordered["deliveries_per_second"]
+    rows = [
+        (f"webhook drain of {unordered['deliveries']:,} stored events over 1,000 partition keys, one worker: unordered",
+         f"{unordered['deliveries_per_second']:,.0f} deliveries/s", "", "", "(the reference below)"),
+        ("the same, `ordering: partition_key`",
+         f"{ordered['deliveries_per_second']:,.0f} deliveries/s", "unordered drain, same run",
+         f"{ratio:.2f}", f"≥ 0.50: {mark(ratio >= 0.5)}"),
+    ]
+    for keys in (10, 1):
+        run = load(backend, f"drain-ordered-{keys}")
+        rows.append((f"ordered drain of {run['deliveries']:,} events, {keys} key(s), receiver answering in 1 ms",
+                     f"{run['deliveries_per_second']:,.0f} deliveries/s", "", "", "(for reference)"))
+    return rows
+
+
 def backend_section(backend):
     health = load(backend, "health")
     ingest = load(backend, "ingest")
@@ -80,6 +101,7 @@ def backend_section(backend):
              f"{api_batch['events_per_second']:,.0f} events/s (p99 {api_batch['latency_ms']['p99']:.1f} ms)",
              "as above", f"{api_ratio:.2f}", f"≥ 0.60: {mark(api_ratio >= 0.6)}"),
         ]
+    rows += drain_rows(backend)
     with open(os.path.join(results, f"{backend}-rss.txt")) as f:
         for line in f:
             name, kb = line.rsplit(" ", 1)

@@ -304,6 +304,7 @@ pub async fn start(
         let (producer, tasks) = Producer::spawn(
             backends.store.clone(),
             backends.broker.clone(),
+            Some(directory.clone()),
             ProducerSettings {
                 batch_size: config.batch_size,
                 batch_timeout: config.batch_timeout,
@@ -441,6 +442,7 @@ fn start_worker(
         exponential_base: 2.0,
         jitter: true,
     };
+    let consumer = consumer_name();
     let (dispatcher, dispatcher_tasks) = Dispatcher::spawn(
         backends.deliveries.clone(),
         backends.store.clone(),
@@ -450,6 +452,7 @@ fn start_worker(
             breakers,
             timeout: config.webhook_timeout,
             allow_private: config.webhook_allow_private_networks,
+            process: consumer.clone(),
         },
         shutdown.clone(),
     )
@@ -467,7 +470,7 @@ fn start_worker(
     metrics::register_worker(&router.all_streams());
     let settings = WorkerSettings {
         group: config.consumer_group.clone(),
-        consumer: consumer_name(),
+        consumer,
         streams: router.all_streams(),
         concurrency: config.worker_concurrency,
         read_count: READ_COUNT,

@@ -72,8 +72,13 @@ async fn committed_events_are_published_and_a_crash_backlog_is_relayed_in_order(
     assert_eq!(store.unpublished(10).await.unwrap().len(), 3);
 
     let shutdown = CancellationToken::new();
-    let (producer, tasks) =
-        Producer::spawn(store.clone(), broker.clone(), settings(), shutdown.clone());
+    let (producer, tasks) = Producer::spawn(
+        store.clone(),
+        broker.clone(),
+        None,
+        settings(),
+        shutdown.clone(),
+    );
     let fresh: Vec<_> = (3..8).map(page_view).collect();
     for event in &fresh {
         let outcome = producer.send(vec![event.clone()]).await.unwrap();
@@ -108,8 +113,13 @@ async fn events_another_process_left_unpublished_are_swept_up() {
     let dir = tempfile::tempdir().unwrap();
     let (store, broker) = separate_store_and_broker(dir.path()).await;
     let shutdown = CancellationToken::new();
-    let (producer, tasks) =
-        Producer::spawn(store.clone(), broker.clone(), settings(), shutdown.clone());
+    let (producer, tasks) = Producer::spawn(
+        store.clone(),
+        broker.clone(),
+        None,
+        settings(),
+        shutdown.clone(),
+    );
     producer.send(vec![page_view(0)]).await.unwrap();
     assert!(outbox_drained(&store).await);
     assert_eq!(stream_event_ids(&broker).await.len(), 1);

@@ -16,8 +16,8 @@ use super::problem::{
 };
 use super::{ApiContext, path_segment};
 use crate::delivery::{
-    DeliveryAttempt, GuardError, PreviousSecret, SigningSecret, StoredSubscription, Subscription,
-    validate_patterns, vet_webhook_url,
+    DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, GuardError, PreviousSecret,
+    SigningSecret, StoredSubscription, Subscription, validate_patterns, vet_webhook_url,
 };
 
 /// Now, to the microsecond the store keeps.
@@ -31,6 +31,19 @@ const MAX_NAME: usize = 200;
 const MAX_URL: usize = 2048;
 /// Longest secret a subscriber may give.
 const MAX_SECRET: usize = 1024;
+/// Highest rate limit, in deliveries per second.
+const MAX_RATE_LIMIT: u32 = 100_000;
+/// Most requests in flight one subscription may ask for.
+const MAX_IN_FLIGHT: u32 = 1024;
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
 
 /// A new subscription.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -47,6 +60,16 @@ pub struct NewSubscription {
     secret: Option<String>,
     /// Deliver at once (default true).
     enabled: Option<bool>,
+    /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
+    /// order they were accepted (default `none`: deliveries are independent).
+    ordering: Option<DeliveryOrdering>,
+    /// Deliveries per second to the endpoint over all processes (1 to 100,000); absent or null
+    /// for no limit.
+    #[schema(minimum = 1, maximum = 100_000)]
+    rate_limit: Option<u32>,
+    /// Requests in flight to the endpoint at once over all processes (1 to 1024, default 32).
+    #[schema(minimum = 1, maximum = 1024)]
+    max_in_flight: Option<u32>,
 }
 
 /// Changes to a subscription; absent fields stay as they are.
@@ -63,6 +86,15 @@ pub struct SubscriptionChanges {
     secret: Option<String>,
     /// Pause (false) or resume (true) deliveries; resuming clears `disabled_reason`.
     enabled: Option<bool>,
+    /// `none` or `partition_key`; switching to `none` releases every waiting delivery at once.
+    ordering: Option<DeliveryOrdering>,
+    /// Deliveries per second over all processes; `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100_000)]
+    rate_limit: Option<Option<u32>>,
+    /// Requests in flight at once over all processes (1 to 1024).
+    #[schema(minimum = 1, maximum = 1024)]
+    max_in_flight: Option<u32>,
 }
 
 /// A subscription just created.
@@ -113,6 +145,21 @@ pub struct SubscriptionView {
     /// absent where this process does not deliver (an API-only process) or has not yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     breaker: Option<&'static str>,
+    /// On an ordered subscription (shown for one subscription, not in the list): the keys held
+    /// back by a failing head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ordering_status: Option<OrderingStatus>,
+}
+
+/// The keys of an ordered subscription held back by a failing head.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderingStatus {
+    /// Keys whose head has failed at least once and is not yet delivered or dead-lettered: their
+    /// later events wait.
+    blocked_keys: u64,
+    /// Age in seconds of the oldest such head; absent when no key is blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest_blocked_head_age_seconds: Option<f64>,
 }
 
 impl SubscriptionView {
@@ -125,7 +172,26 @@ impl SubscriptionView {
         Self {
             subscription,
             breaker,
+            ordering_status: None,
         }
+    }
+
+    /// The same view with the ordering status of an ordered subscription.
+    async fn with_ordering_status(mut self, ctx: &ApiContext) -> Result<Self, ApiError> {
+        if self.subscription.ordering == DeliveryOrdering::None {
+            return Ok(self);
+        }
+        let blocked = ctx
+            .deliveries
+            .blocked_keys(Some(&self.subscription.id))
+            .await?;
+        let blocked = blocked.first();
+        let age = blocked.map(|b| (Utc::now() - b.oldest_head_since).as_seconds_f64().max(0.0));
+        self.ordering_status = Some(OrderingStatus {
+            blocked_keys: blocked.map_or(0, |b| b.keys),
+            oldest_blocked_head_age_seconds: age,
+        });
+        Ok(self)
     }
 }
 
@@ -176,6 +242,10 @@ pub async fn create_subscription(
             name: new.name,
             event_types: new.event_types,
             webhook_url: new.webhook_url,
+            ordering: new.ordering.unwrap_or_default(),
+            rate_limit: new.rate_limit,
+            max_in_flight: new.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+            held_until: None,
             enabled: new.enabled.unwrap_or(true),
             disabled_reason: None,
             created_at: now,
@@ -243,7 +313,8 @@ pub async fn get_subscription(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let subscription = find(&ctx, &id).await?.subscription;
-    Ok(Json(SubscriptionView::of(&ctx, subscription)))
+    let view = SubscriptionView::of(&ctx, subscription);
+    Ok(Json(view.with_ordering_status(&ctx).await?))
 }
 
 /// Changes a subscription; pending deliveries go to its new URL and are signed with its new
@@ -284,6 +355,17 @@ pub async fn update_subscription(
             subscription.disabled_reason = None;
         }
     }
+    let was_ordered = subscription.ordering != DeliveryOrdering::None;
+    if let Some(ordering) = changes.ordering {
+        subscription.ordering = ordering;
+    }
+    let released = was_ordered && subscription.ordering == DeliveryOrdering::None;
+    if let Some(rate_limit) = changes.rate_limit {
+        subscription.rate_limit = rate_limit;
+    }
+    if let Some(max_in_flight) = changes.max_in_flight {
+        subscription.max_in_flight = max_in_flight;
+    }
     subscription.updated_at = now_in_micros();
     if let Some(secret) = changes.secret {
         // Replaced at once; a rotation keeps the previous secret signing for a while.
@@ -291,7 +373,12 @@ pub async fn update_subscription(
         stored.previous = None;
     }
     save(&ctx, &stored, url_changed).await?;
-    Ok(Json(SubscriptionView::of(&ctx, stored.subscription)))
+    if released {
+        // Its waiting deliveries go out as independent ones.
+        ctx.deliveries.release_ordering(&id).await?;
+    }
+    let view = SubscriptionView::of(&ctx, stored.subscription);
+    Ok(Json(view.with_ordering_status(&ctx).await?))
 }
 
 /// Rotates a subscription's signing secret: deliveries are signed with the new secret at once,
@@ -443,6 +530,19 @@ async fn validate(
         )));
     }
     validate_patterns(&subscription.event_types).map_err(ApiError::Invalid)?;
+    if subscription
+        .rate_limit
+        .is_some_and(|rate| !(1..=MAX_RATE_LIMIT).contains(&rate))
+    {
+        return Err(ApiError::Invalid(format!(
+            "rate_limit must be a whole number of deliveries per second from 1 to {MAX_RATE_LIMIT}, or null for none"
+        )));
+    }
+    if !(1..=MAX_IN_FLIGHT).contains(&subscription.max_in_flight) {
+        return Err(ApiError::Invalid(format!(
+            "max_in_flight must be from 1 to {MAX_IN_FLIGHT}"
+        )));
+    }
     if stored.secret.len() > MAX_SECRET {
         return Err(ApiError::Invalid(format!(
             "secret must be at most {MAX_SECRET} bytes"

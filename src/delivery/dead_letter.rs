@@ -62,6 +62,10 @@ pub struct DeadLetter {
     /// The handler that failed (event processing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
+    /// On an ordered subscription, the partition key whose sequence this letter broke: it was
+    /// its key's head, and the key's later events went out without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// Why the last attempt failed.
     pub error: String,
     /// The HTTP status of the last attempt, when the endpoint answered.
@@ -102,6 +106,7 @@ impl DeadLetter {
             stream: delivery.message.stream.clone(),
             subscription_id: None,
             delivery_id: None,
+            ordering_key: None,
             handler: handler.map(str::to_string),
             error,
             status_code: None,

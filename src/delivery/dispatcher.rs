@@ -3,14 +3,15 @@
 //! A job reaches it two ways: straight from the fan-out that created it (already leased to this
 //! process, so it goes out at once), or from the store once due (a retry whose time has come, or
 //! a job whose process died and whose lease ran out). Each job is sent by a task of its own, so a
-//! slow endpoint only slows its own deliveries: it may have [`PER_SUBSCRIPTION`] requests in
-//! flight, and its circuit breaker opens when it keeps failing, after which its jobs wait
-//! without spending attempts. A process holds at most [`MAX_HELD`] jobs; beyond that, new jobs
+//! slow endpoint only slows its own deliveries: each job first waits for its endpoint's pace (a
+//! hold it asked for, its rate limit and its requests in flight, shared by every process; see
+//! [`super::PaceBoard`]), and an endpoint's circuit breaker opens when it keeps failing, after
+//! which its jobs wait without spending attempts. A process holds at most [`MAX_HELD`] jobs; beyond that, new jobs
 //! stay in the store, due, for whichever process has room. Outcomes are written to the store in
 //! batches by one recorder task, each only if the job is still in the state it was sent in.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,10 +25,10 @@ use tracing::Instrument;
 use super::client::{Failure, WebhookClient, WebhookRequest};
 use super::dead_letter::{MAX_RESPONSE_BODY, new_id, truncate};
 use super::prepared::PreparedEvent;
-use super::recorder::{RECORD_BATCH, Record, record};
+use super::recorder::{RECORD_BATCH, Record, Successors, record};
 use super::{
-    AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep, SigningSecret,
-    SubscriptionDirectory,
+    Admission, AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep,
+    PaceBoard, SigningSecret, SubscriptionDirectory,
 };
 use crate::events::trace::trace_id;
 use crate::observability::metrics;
@@ -42,8 +43,8 @@ const CLAIM_BATCH: usize = 256;
 const MAX_HELD: usize = 2048;
 /// Requests in flight at once, over all endpoints.
 const MAX_SENDING: usize = 512;
-/// Requests in flight at once to one subscription.
-const PER_SUBSCRIPTION: usize = 32;
+/// Longest a job waits in this process for its endpoint's pace before it goes back to the store.
+const PACE_PATIENCE: Duration = Duration::from_secs(5);
 /// Shortest wait of a job put off without an attempt (a jitter of up to half as much is added),
 /// so that a backlog of jobs for a busy or broken endpoint does not churn through the store.
 const MIN_WAIT: Duration = Duration::from_secs(1);
@@ -63,6 +64,8 @@ pub struct DispatcherSettings {
     pub timeout: Duration,
     /// Whether endpoints may be on non-public addresses.
     pub allow_private: bool,
+    /// Names this process in the endpoints' shared capacity (its consumer name).
+    pub process: String,
 }
 
 /// Hands jobs to the dispatcher; cheap to clone.
@@ -77,6 +80,7 @@ pub struct DispatcherTasks {
     recorder: JoinHandle<()>,
     deliveries: TaskTracker,
     stop_recording: CancellationToken,
+    stop_pacing: CancellationToken,
     timeout: Duration,
 }
 
@@ -96,6 +100,7 @@ impl DispatcherTasks {
                 "deliveries still under way at shutdown; their jobs come due again after their lease"
             );
         }
+        self.stop_pacing.cancel();
         self.stop_recording.cancel();
         self.recorder.await.ok();
     }
@@ -109,8 +114,8 @@ struct Inner {
     settings: DispatcherSettings,
     /// How long a job claimed for sending stays away from other processes.
     lease: Duration,
-    /// Requests in flight per subscription.
-    busy: Mutex<HashMap<String, usize>>,
+    /// Each endpoint's pace in this process.
+    paces: PaceBoard,
     sending: Semaphore,
     records: mpsc::Sender<Record>,
     deliveries: TaskTracker,
@@ -131,6 +136,9 @@ impl Dispatcher {
         let (records, queue) = mpsc::channel(4 * RECORD_BATCH);
         let stop_recording = CancellationToken::new();
         let deliveries = TaskTracker::new();
+        // Claims on endpoints' capacity go once the requests in flight have ended.
+        let stop_pacing = CancellationToken::new();
+        let paces = PaceBoard::spawn(store.clone(), &settings.process, stop_pacing.clone());
         let inner = Arc::new(Inner {
             store: store.clone(),
             events,
@@ -139,19 +147,21 @@ impl Dispatcher {
             // Long enough for requests that wait for a free slot and then time out.
             lease: settings.timeout * 3 + Duration::from_secs(30),
             settings,
-            busy: Mutex::new(HashMap::new()),
+            paces,
             sending: Semaphore::new(MAX_SENDING),
             records,
             deliveries: deliveries.clone(),
             shutdown: shutdown.clone(),
         });
-        let recorder = tokio::spawn(record(store, queue, stop_recording.clone()));
+        let successors = Arc::new(Handoff(Arc::downgrade(&inner)));
+        let recorder = tokio::spawn(record(store, queue, successors, stop_recording.clone()));
         let poller = tokio::spawn(poll(inner.clone(), shutdown));
         let tasks = DispatcherTasks {
             poller,
             recorder,
             deliveries,
             stop_recording,
+            stop_pacing,
             timeout: inner.settings.timeout,
         };
         Ok((Self { inner }, tasks))
@@ -211,24 +221,47 @@ async fn poll(inner: Arc<Inner>, shutdown: CancellationToken) {
             }
         };
         backlog = jobs.len() == room;
-        // The jobs of one event (live, or of one replay) share one load of it.
+        inner.dispatch_claimed(jobs);
+    }
+}
+
+/// Hands the recorder's successors (jobs that became their key's head) back to the dispatcher,
+/// without keeping it alive.
+struct Handoff(Weak<Inner>);
+
+impl Successors for Handoff {
+    fn lease(&self) -> Option<DateTime<Utc>> {
+        let inner = self.0.upgrade()?;
+        let room = inner.deliveries.len() < MAX_HELD && !inner.shutdown.is_cancelled();
+        room.then(|| Utc::now() + inner.lease)
+    }
+
+    fn send(&self, jobs: Vec<DeliveryJob>) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.dispatch_claimed(jobs);
+        }
+    }
+}
+
+impl Inner {
+    /// Sends jobs leased to this process: the jobs of one event (live, or of one replay) share
+    /// one load of it.
+    fn dispatch_claimed(self: &Arc<Self>, jobs: Vec<DeliveryJob>) {
         let mut by_event: HashMap<(String, Option<String>), Vec<DeliveryJob>> = HashMap::new();
         for job in jobs {
             let key = (job.event_id.clone(), job.replay_id.clone());
             by_event.entry(key).or_default().push(job);
         }
         for ((event_id, replay_id), jobs) in by_event {
-            let inner_for_event = inner.clone();
-            inner.deliveries.spawn(async move {
-                inner_for_event
+            let inner = self.clone();
+            self.deliveries.spawn(async move {
+                inner
                     .deliver_claimed(&event_id, replay_id.as_deref(), jobs)
                     .await
             });
         }
     }
-}
 
-impl Inner {
     /// Loads the event of jobs claimed from the store (all live, or all of one replay), then
     /// delivers each.
     async fn deliver_claimed(
@@ -299,8 +332,9 @@ impl Inner {
                     .await;
             }
         };
-        let Some(_slot) = self.reserve(&subscription.id) else {
-            return self.put_off(job, MIN_WAIT).await;
+        let _permit = match self.paces.admit(subscription, PACE_PATIENCE).await {
+            Admission::Go(permit) => permit,
+            Admission::Wait(wait) => return self.put_off(job, wait).await,
         };
         let _permit = self.sending.acquire().await;
         if self.shutdown.is_cancelled() {
@@ -384,12 +418,26 @@ impl Inner {
                 attempt,
             );
         }
-        // Retry-After is honoured up to RETRY_MAX_DELAY, and never sooner than the backoff.
+        // Retry-After is honoured up to RETRY_MAX_DELAY, and never sooner than the backoff; it
+        // holds every delivery to the endpoint, in every process, until then.
         let backoff = retry.delay_before_retry(attempt);
         let asked = failure.retry_after.unwrap_or_default().min(retry.max_delay);
+        if matches!(failure.status, Some(429 | 503)) && !asked.is_zero() {
+            self.hold(&job.subscription_id, Utc::now() + asked).await;
+        }
         let wait = backoff.max(asked);
         tracing::warn!(delivery = %job.id, attempt, status = failure.status, error = %failure.error, retry_in_ms = wait.as_millis() as u64, "webhook delivery failed; retrying");
         NextStep::RetryAt(Utc::now() + wait)
+    }
+
+    /// Holds every delivery to a subscription until `until`: at once in this process, within a
+    /// second in the others (through the subscription).
+    async fn hold(&self, subscription_id: &str, until: DateTime<Utc>) {
+        self.paces.hold(subscription_id, until);
+        match self.store.hold_subscription(subscription_id, until).await {
+            Ok(()) => self.directory.invalidate(),
+            Err(err) => tracing::warn!(error = %err, "cannot hold the subscription in the store"),
+        }
     }
 
     /// Sends a job to the dead-letter queue without an attempt (nothing can be sent).
@@ -419,44 +467,6 @@ impl Inner {
     async fn record(&self, record: Record) {
         // The recorder outlives every delivery task.
         let _ = self.records.send(record).await;
-    }
-
-    /// Takes one of the subscription's request slots, if one is free.
-    fn reserve(&self, subscription_id: &str) -> Option<Slot<'_>> {
-        let mut busy = self
-            .busy
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = busy.entry(subscription_id.to_string()).or_default();
-        if *count >= PER_SUBSCRIPTION {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            busy: &self.busy,
-            subscription_id: subscription_id.to_string(),
-        })
-    }
-}
-
-/// A request slot of one subscription, given back when dropped.
-struct Slot<'a> {
-    busy: &'a Mutex<HashMap<String, usize>>,
-    subscription_id: String,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut busy = self
-            .busy
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = busy.get_mut(&self.subscription_id) {
-            *count -= 1;
-            if *count == 0 {
-                busy.remove(&self.subscription_id);
-            }
-        }
     }
 }
 
@@ -492,6 +502,7 @@ fn dead_letter(
         subscription_id: Some(job.subscription_id.clone()),
         delivery_id: Some(job.id.clone()),
         handler: None,
+        ordering_key: job.ordering_key.clone(),
         error,
         status_code: failure.and_then(|f| f.status),
         response_body: failure

@@ -13,7 +13,9 @@ use crate::worker::{Handler, HandlerError};
 /// Creates the delivery jobs of each event; see the module documentation.
 ///
 /// The jobs are stored before the event is acknowledged, so none is lost to a crash; a job is
-/// unique per (event, subscription), so an event consumed twice is delivered once.
+/// unique per (event, subscription), so an event consumed twice is delivered once. The jobs of
+/// ordered subscriptions were created as the event was stored (see [`super::ordered_jobs`]):
+/// here they are only found, and sent if they are their key's head.
 pub struct WebhookFanout {
     directory: Arc<SubscriptionDirectory>,
     jobs: JobWriter,
@@ -53,20 +55,21 @@ impl Handler for WebhookFanout {
         };
         let jobs: Vec<NewDelivery> = subscriptions
             .iter()
-            .map(|stored| &stored.subscription)
-            .filter(|s| s.enabled && s.matches(event.event_type()))
-            .map(|s| NewDelivery::new(event.id(), &s.id, due))
+            .filter(|stored| {
+                stored.subscription.enabled && stored.subscription.matches(event.event_type())
+            })
+            .map(|stored| NewDelivery::of(event, &stored.subscription, due))
             .collect();
         if jobs.is_empty() {
             return Ok(());
         }
-        let created = self.jobs.create(jobs.clone()).await?;
-        if created.is_empty() || !sends_now {
+        let ready = self.jobs.create(jobs).await?;
+        if ready.is_empty() || !sends_now {
             return Ok(());
         }
         let prepared = Arc::new(PreparedEvent::of(event)?);
-        for job in jobs.into_iter().filter(|job| created.contains(&job.id)) {
-            self.dispatcher.submit(job.into_job(), prepared.clone());
+        for job in ready {
+            self.dispatcher.submit(job, prepared.clone());
         }
         Ok(())
     }

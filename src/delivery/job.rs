@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::DeadLetter;
+use super::{DeadLetter, Subscription};
+use crate::events::Event;
 
 /// A job to create when an event matches a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct NewDelivery {
     pub due: DateTime<Utc>,
     /// The replay it belongs to; `None` for live delivery.
     pub replay_id: Option<String>,
+    /// The partition key it is ordered by, on an ordered subscription; `None` for a job that goes
+    /// out independently.
+    pub ordering_key: Option<String>,
 }
 
 impl NewDelivery {
@@ -33,6 +37,25 @@ impl NewDelivery {
             subscription_id: subscription_id.to_string(),
             due,
             replay_id: None,
+            ordering_key: None,
+        }
+    }
+
+    /// The job delivering `event` to `subscription` from `due` on: ordered by the event's
+    /// partition key when the subscription orders by it.
+    pub fn of(event: &Event, subscription: &Subscription, due: DateTime<Utc>) -> Self {
+        let job = Self::new(event.id(), &subscription.id, due);
+        match super::ordering_key(subscription, event) {
+            Some(key) => job.ordered_by(key),
+            None => job,
+        }
+    }
+
+    /// The same job, ordered behind the unfinished jobs of its subscription with `key`.
+    pub fn ordered_by(self, key: &str) -> Self {
+        Self {
+            ordering_key: Some(key.to_string()),
+            ..self
         }
     }
 
@@ -51,6 +74,7 @@ impl NewDelivery {
             event_id: self.event_id,
             subscription_id: self.subscription_id,
             replay_id: self.replay_id,
+            ordering_key: self.ordering_key,
             attempts: 0,
         }
     }
@@ -67,8 +91,31 @@ pub struct DeliveryJob {
     pub subscription_id: String,
     /// The replay it belongs to; `None` for live delivery.
     pub replay_id: Option<String>,
+    /// The partition key it is ordered by (it is its key's head); `None` when unordered.
+    pub ordering_key: Option<String>,
     /// Attempts made so far.
     pub attempts: u32,
+}
+
+/// What creating jobs came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedJobs {
+    /// The ids of the jobs created (a pair seen before keeps its job and is not here).
+    pub created: Vec<String>,
+    /// The jobs now pending with the caller's due time, to send when that is a lease: the new
+    /// unordered jobs, the new heads of their keys, and heads created earlier (as the event was
+    /// stored) that were due.
+    pub ready: Vec<DeliveryJob>,
+}
+
+/// What recording attempts came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedAttempts {
+    /// The ids of the jobs whose attempt was recorded.
+    pub recorded: Vec<String>,
+    /// The jobs that became the heads of their keys because the head before them finished, due
+    /// at the time given.
+    pub successors: Vec<DeliveryJob>,
 }
 
 /// What happens to a job after an attempt.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DeliveryStore, NewDelivery};
+use super::{DeliveryJob, DeliveryStore, NewDelivery};
 use crate::store::StoreError;
 
 /// Most jobs created in one batch.
@@ -15,8 +15,9 @@ const MAX_BATCH: usize = 1000;
 /// Why jobs could not be created (shared by every request of a batch).
 pub type CreateError = Arc<StoreError>;
 
-/// The created jobs' ids, or why none was created.
-type Reply = Result<HashSet<String>, CreateError>;
+/// The caller's jobs now pending under its due time (see [`super::CreatedJobs::ready`]), or why
+/// none was created.
+type Reply = Result<Vec<DeliveryJob>, CreateError>;
 
 /// One caller's jobs, waiting for the next batch.
 struct Request {
@@ -38,7 +39,8 @@ impl JobWriter {
         Self { requests }
     }
 
-    /// Creates the jobs whose (event, subscription) pair has none yet; returns their ids.
+    /// Creates the jobs whose (event, subscription) pair has none yet; returns those of them, and
+    /// of their ordered counterparts created as the event was stored, that are ready to send.
     pub async fn create(&self, jobs: Vec<NewDelivery>) -> Reply {
         let (reply, created) = oneshot::channel();
         let closed = || Arc::new(StoreError::Unavailable(sqlx::Error::PoolClosed));
@@ -61,23 +63,41 @@ async fn write_batches(store: Arc<dyn DeliveryStore>, mut queue: mpsc::Receiver<
             jobs.extend(request.jobs.iter().cloned());
             requests.push(request);
         }
-        let created = store
-            .create_deliveries(&jobs)
-            .await
-            .map(|ids| ids.into_iter().collect::<HashSet<_>>())
-            .map_err(Arc::new);
+        let created = store.create_deliveries(&jobs).await.map_err(Arc::new);
         for request in requests {
             let reply = match &created {
-                Ok(ids) => Ok(request
-                    .jobs
-                    .iter()
-                    .filter(|job| ids.contains(&job.id))
-                    .map(|job| job.id.clone())
-                    .collect()),
+                Ok(created) => {
+                    let asked: HashSet<(&str, &str, Option<&str>)> =
+                        request.jobs.iter().map(pair).collect();
+                    Ok(created
+                        .ready
+                        .iter()
+                        .filter(|job| asked.contains(&job_pair(job)))
+                        .cloned()
+                        .collect())
+                }
                 Err(err) => Err(err.clone()),
             };
             // A caller that gave up waiting does not need its answer.
             let _ = request.reply.send(reply);
         }
     }
+}
+
+/// The (event, subscription, replay) a new job is for.
+fn pair(job: &NewDelivery) -> (&str, &str, Option<&str>) {
+    (
+        &job.event_id,
+        &job.subscription_id,
+        job.replay_id.as_deref(),
+    )
+}
+
+/// The (event, subscription, replay) a job is for.
+fn job_pair(job: &DeliveryJob) -> (&str, &str, Option<&str>) {
+    (
+        &job.event_id,
+        &job.subscription_id,
+        job.replay_id.as_deref(),
+    )
 }

@@ -2,6 +2,7 @@
 //! subscription, signed requests to vetted URLs, retries, circuit breakers, and the dead-letter
 //! queue that keeps whatever could not be delivered (or processed) for inspection and retry.
 
+mod capacity;
 mod client;
 mod dead_letter;
 mod directory;
@@ -9,6 +10,8 @@ mod dispatcher;
 mod fanout;
 mod job;
 mod job_writer;
+mod ordering;
+mod pace;
 mod prepared;
 mod recorder;
 mod signing;
@@ -16,16 +19,25 @@ mod store;
 mod subscription;
 mod url_guard;
 
+pub use capacity::{CapacityClaim, CapacityHolder, grant_capacity};
 pub use client::{innermost_cause, install_crypto_provider};
 pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery};
 pub use directory::SubscriptionDirectory;
 pub use dispatcher::{Dispatcher, DispatcherSettings, DispatcherTasks};
 pub use fanout::WebhookFanout;
-pub use job::{AttemptPage, AttemptRecord, DeliveryAttempt, DeliveryJob, NewDelivery, NextStep};
+pub use job::{
+    AttemptPage, AttemptRecord, CreatedJobs, DeliveryAttempt, DeliveryJob, NewDelivery, NextStep,
+    RecordedAttempts,
+};
+pub use ordering::{
+    DeliveryOrdering, KeyState, OrderingKey, ordered_jobs, ordering_key, promotions,
+};
+pub use pace::{Admission, PaceBoard, Permit};
 pub use prepared::PreparedEvent;
 pub use signing::{SecretError, SigningSecret};
-pub use store::DeliveryStore;
+pub use store::{BlockedKeys, DeliveryStore};
 pub use subscription::{
-    PreviousSecret, StoredSubscription, Subscription, pattern_matches, validate_patterns,
+    DEFAULT_MAX_IN_FLIGHT, PreviousSecret, StoredSubscription, Subscription, pattern_matches,
+    validate_patterns,
 };
 pub use url_guard::{GuardError, is_public, vet_webhook_url};

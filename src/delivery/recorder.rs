@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AttemptRecord, DeliveryStore, NextStep};
+use super::{AttemptRecord, DeliveryJob, DeliveryStore, NextStep};
 use crate::observability::metrics;
 use crate::store::StoreError;
 
@@ -23,10 +23,21 @@ pub(super) enum Record {
     Postpone(String, DateTime<Utc>),
 }
 
+/// Where the jobs go that became their key's head when the outcome before them was recorded.
+pub(super) trait Successors: Send + Sync {
+    /// Until when they are leased to this process, if it sends them at once; `None` leaves them
+    /// due now, for any process.
+    fn lease(&self) -> Option<DateTime<Utc>>;
+
+    /// Sends jobs leased to this process.
+    fn send(&self, jobs: Vec<DeliveryJob>);
+}
+
 /// Writes outcomes to the store in batches until `stop`, then what is left.
 pub(super) async fn record(
     store: Arc<dyn DeliveryStore>,
     mut queue: mpsc::Receiver<Record>,
+    successors: Arc<dyn Successors>,
     stop: CancellationToken,
 ) {
     loop {
@@ -47,7 +58,14 @@ pub(super) async fn record(
                 .then(|| queue.try_recv().ok())
                 .flatten();
         }
-        write_outcomes(store.as_ref(), &attempts, &postponed, &stop).await;
+        write_outcomes(
+            store.as_ref(),
+            &attempts,
+            &postponed,
+            successors.as_ref(),
+            &stop,
+        )
+        .await;
     }
 }
 
@@ -56,18 +74,24 @@ async fn write_outcomes(
     store: &dyn DeliveryStore,
     attempts: &[AttemptRecord],
     postponed: &[(String, DateTime<Utc>)],
+    successors: &dyn Successors,
     stop: &CancellationToken,
 ) {
+    let lease = successors.lease();
+    let due = lease.unwrap_or_else(Utc::now);
     if !attempts.is_empty()
-        && let Some(recorded) = persist(stop, || store.record_attempts(attempts)).await
+        && let Some(outcome) = persist(stop, || store.record_attempts(attempts, due)).await
     {
         for attempt in attempts {
             if let NextStep::DeadLetter(letter) = &attempt.next
-                && recorded.contains(&attempt.job.id)
+                && outcome.recorded.contains(&attempt.job.id)
             {
                 let stream = Some(letter.stream.as_str()).filter(|s| !s.is_empty());
                 metrics::event_failed(stream.unwrap_or("unknown"));
             }
+        }
+        if lease.is_some() && !outcome.successors.is_empty() {
+            successors.send(outcome.successors);
         }
     }
     if !postponed.is_empty() {

@@ -5,10 +5,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptPage, AttemptRecord, DeadLetter, DeadLetterPage, DeadLetterQuery, DeliveryJob,
-    NewDelivery, StoredSubscription,
+    AttemptPage, AttemptRecord, CapacityClaim, CreatedJobs, DeadLetter, DeadLetterPage,
+    DeadLetterQuery, DeliveryJob, NewDelivery, RecordedAttempts, StoredSubscription,
 };
 use crate::store::StoreError;
+
+/// The keys of an ordered subscription held back by a failing head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedKeys {
+    /// The subscription.
+    pub subscription_id: String,
+    /// Keys whose head has failed at least once and is not finished.
+    pub keys: u64,
+    /// When the oldest of those heads was created.
+    pub oldest_head_since: DateTime<Utc>,
+}
 
 /// Durable state of webhook delivery and of the dead-letter queue.
 #[async_trait]
@@ -37,9 +48,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Disables a subscription whose endpoint asked not to be called again (410 Gone).
     async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError>;
 
-    /// Creates the jobs whose (event, subscription) pair has none yet, each due at its `due`;
-    /// returns the ids of those created (a pair seen before keeps its job).
-    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError>;
+    /// Creates the jobs whose (event, subscription, replay) has none yet, each due at its `due`
+    /// (a pair seen before keeps its job). A job with an ordering key queues behind the unfinished
+    /// jobs of its subscription and key, and is pending only as their head. Returns what was
+    /// created, and what is now pending under the caller's due times (see [`CreatedJobs`]).
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<CreatedJobs, StoreError>;
 
     /// Leases up to `limit` pending jobs due at `now` to the caller until `leased_until`.
     async fn claim_due(
@@ -54,9 +67,45 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Records attempts in one transaction: each job's new state, the log and dead letters. An
     /// attempt is recorded only if its job is still pending with the attempt count it was sent
-    /// with (a copy whose lease ran out, or a job requeued meanwhile, is not overwritten); returns
-    /// the ids of the jobs recorded.
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError>;
+    /// with (a copy whose lease ran out, or a job requeued meanwhile, is not overwritten). A
+    /// finished ordered head hands its key to the next queued job, due at `successors_due`.
+    async fn record_attempts(
+        &self,
+        attempts: &[AttemptRecord],
+        successors_due: DateTime<Utc>,
+    ) -> Result<RecordedAttempts, StoreError>;
+
+    /// Makes every unfinished job of a subscription independent (it stopped ordering): queued
+    /// jobs become pending at once.
+    async fn release_ordering(&self, subscription_id: &str) -> Result<(), StoreError>;
+
+    /// For each ordered subscription (or only `subscription_id`) with keys whose head has failed
+    /// at least once and is not finished: how many, and when the oldest such head was created.
+    async fn blocked_keys(
+        &self,
+        subscription_id: Option<&str>,
+    ) -> Result<Vec<BlockedKeys>, StoreError>;
+
+    /// Reserves `count` start times `interval` apart for a subscription's rate limit, after every
+    /// time reserved before by any process and not before `now`; returns the first.
+    async fn reserve_pace(
+        &self,
+        subscription_id: &str,
+        count: u32,
+        interval: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError>;
+
+    /// Records `claim` on its endpoint's capacity and returns the share it is granted (see
+    /// [`super::grant_capacity`]), one negotiation per endpoint at a time.
+    async fn negotiate_capacity(&self, claim: &CapacityClaim<'_>) -> Result<u32, StoreError>;
+
+    /// Gives up every capacity claim of `holder` (a process that stops).
+    async fn release_capacity(&self, holder: &str) -> Result<(), StoreError>;
+
+    /// Holds every delivery to a subscription until `until` (its endpoint asked, with
+    /// Retry-After); a later hold already set stays.
+    async fn hold_subscription(&self, id: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// A page of a subscription's delivery log, newest first, below `cursor`; only the attempts
     /// at delivering `event_id` when given.
@@ -82,7 +131,8 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Removes a webhook dead letter and makes its delivery due now with a fresh attempt budget,
     /// in one transaction; false (and nothing changed) if the letter or its dead delivery no
-    /// longer exists.
+    /// longer exists. A job that was an ordered head comes back unordered: its key went on
+    /// without it, and it must not hold the key's later events back again.
     async fn requeue_delivery(&self, letter: &DeadLetter) -> Result<bool, StoreError>;
 
     /// Entries in the dead-letter queue.

@@ -4,10 +4,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::DeliveryOrdering;
+
 /// Longest event-type pattern.
 const MAX_PATTERN_LEN: usize = 256;
 /// Most patterns one subscription may list.
 pub const MAX_PATTERNS: usize = 100;
+/// Requests in flight to one endpoint unless a subscription says otherwise.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 32;
 
 /// A webhook subscription as the API shows it: everything but its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -20,6 +24,18 @@ pub struct Subscription {
     pub event_types: Vec<String>,
     /// Where deliveries are POSTed.
     pub webhook_url: String,
+    /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
+    /// order they were accepted; `none` (default): deliveries are independent.
+    pub ordering: DeliveryOrdering,
+    /// Deliveries per second to the endpoint, over all processes together; absent for no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Requests in flight to the endpoint at once, over all processes together (default 32).
+    pub max_in_flight: u32,
+    /// Until when the endpoint asked not to be called (a 429 or 503 with Retry-After): every
+    /// delivery to it waits, without spending an attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
     /// False while deliveries are paused (by a PATCH, or because the endpoint answered 410 Gone).
     pub enabled: bool,
     /// Why EventFlow disabled it, when it did.

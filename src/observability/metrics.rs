@@ -8,7 +8,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::broker::Broker;
-use crate::delivery::DeliveryStore;
+use crate::delivery::{DeliveryOrdering, DeliveryStore};
 use crate::reliability::BreakerState;
 use crate::store::EventStore;
 
@@ -27,6 +27,7 @@ const BREAKER_STATE: &str = "eventflow_circuit_breaker_state";
 const WEBHOOK_DELIVERIES: &str = "eventflow_webhook_deliveries_total";
 const WEBHOOK_SECONDS: &str = "eventflow_webhook_delivery_seconds";
 const OUTBOX_BACKLOG: &str = "eventflow_outbox_backlog";
+const ORDERED_KEYS_BLOCKED: &str = "eventflow_ordered_keys_blocked";
 const HTTP_REQUESTS: &str = "eventflow_http_requests_total";
 const HTTP_SECONDS: &str = "eventflow_http_request_duration_seconds";
 
@@ -113,6 +114,10 @@ fn describe() {
         "Time from a request's arrival to its answer, by method and route template"
     );
     describe_histogram!(BATCH_SIZE, "Events per group commit");
+    describe_gauge!(
+        ORDERED_KEYS_BLOCKED,
+        "Keys of an ordered subscription whose head has failed and holds their later events back"
+    );
     describe_gauge!(
         OUTBOX_BACKLOG,
         "Stored events waiting to be handed to the broker (counted up to 1,000,000)"
@@ -235,11 +240,23 @@ pub async fn sample_outbox(store: &dyn EventStore) {
 }
 
 /// Exports the delivery series of every subscription in the store (see
-/// [`register_subscription`]), so that one created since the last sample has its zeros too.
+/// [`register_subscription`]), so that one created since the last sample has its zeros too, and
+/// samples the blocked keys of the ordered ones.
 pub async fn sample_subscriptions(store: &dyn DeliveryStore) {
-    if let Ok(subscriptions) = store.subscriptions().await {
-        for stored in subscriptions {
-            register_subscription(&stored.subscription.id);
+    let Ok(subscriptions) = store.subscriptions().await else {
+        return;
+    };
+    let blocked = store.blocked_keys(None).await.unwrap_or_default();
+    for stored in subscriptions {
+        let subscription = &stored.subscription;
+        register_subscription(&subscription.id);
+        if subscription.ordering != DeliveryOrdering::None {
+            let keys = blocked
+                .iter()
+                .find(|b| b.subscription_id == subscription.id)
+                .map_or(0, |b| b.keys);
+            gauge!(ORDERED_KEYS_BLOCKED, "subscription" => subscription.id.clone())
+                .set(keys as f64);
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::delivery::{SubscriptionDirectory, ordered_jobs};
 use crate::events::Event;
 use crate::observability::metrics;
 use crate::store::{AppendOutcome, EventStore, StoreError};
@@ -94,10 +95,13 @@ impl ProducerTasks {
 }
 
 impl Producer {
-    /// Starts the committer and the publisher; both stop after `shutdown`, once drained.
+    /// Starts the committer and the publisher; both stop after `shutdown`, once drained. With
+    /// `subscriptions`, each commit also creates the jobs of the ordered subscriptions its events
+    /// match, in the same transaction (see [`crate::delivery::ordered_jobs`]).
     pub fn spawn(
         store: Arc<dyn EventStore>,
         broker: Arc<dyn Broker>,
+        subscriptions: Option<Arc<SubscriptionDirectory>>,
         settings: ProducerSettings,
         shutdown: CancellationToken,
     ) -> (Self, ProducerTasks) {
@@ -107,6 +111,7 @@ impl Producer {
         let (stored_total, stored) = watch::channel(0);
         let committer = Committer {
             store: store.clone(),
+            subscriptions,
             settings,
             handoff,
             backlog: backlog.clone(),
@@ -168,6 +173,8 @@ impl Producer {
 #[derive(Clone)]
 struct Committer {
     store: Arc<dyn EventStore>,
+    /// Whose ordered subscriptions get their jobs in the commit.
+    subscriptions: Option<Arc<SubscriptionDirectory>>,
     settings: ProducerSettings,
     handoff: mpsc::Sender<Vec<Event>>,
     backlog: Arc<AtomicBool>,
@@ -241,7 +248,7 @@ impl Committer {
         let sizes: Vec<usize> = batch.iter().map(|s| s.events.len()).collect();
         let events: Vec<Event> = batch.iter_mut().flat_map(|s| s.events.drain(..)).collect();
         let started = Instant::now();
-        let appended = self.store.append(events).await;
+        let appended = self.append(events).await;
         metrics::group_commit(sizes.iter().sum(), started.elapsed());
         match appended {
             Ok(outcomes) => {
@@ -292,6 +299,15 @@ impl Committer {
                 Vec::new()
             }
         }
+    }
+
+    /// Appends `events` with the jobs of the ordered subscriptions they match.
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let Some(directory) = &self.subscriptions else {
+            return self.store.append(events).await;
+        };
+        let jobs = ordered_jobs(&directory.all().await?, &events, chrono::Utc::now());
+        self.store.append_with_deliveries(events, &jobs).await
     }
 
     /// Passes committed events to the publisher; when its queue is full, the outbox catches up

@@ -294,7 +294,7 @@ fn jobs_for<'a>(
     targets
         .iter()
         .filter(|s| s.matches(event.event_type()))
-        .map(move |s| NewDelivery::new(event.id(), &s.id, now).for_replay(&replay.id))
+        .map(move |s| NewDelivery::of(event, s, now).for_replay(&replay.id))
 }
 
 /// Takes replays from the store while this process has room for them, until `shutdown`.

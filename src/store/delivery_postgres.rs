@@ -7,53 +7,36 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
 use super::delivery_rows::{
-    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page,
-    dead_letter_page, encode_patterns, live_or_replay, next_state, select_dead_letters,
+    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, SubscriptionRow, attempt_page, dead_letter_page,
+    encode_patterns, select_dead_letters,
 };
+use super::delivery_tx::{self, JobTables, is_plain_insert, is_plain_record};
+use super::jobs_postgres::apply_attempts;
 use super::postgres::bounded;
+use super::shared_sql::SharedSql;
 use super::{PgStore, StoreError};
 use crate::delivery::{
-    AttemptPage, AttemptRecord, DeadLetter, DeadLetterPage, DeadLetterQuery, DeliveryJob,
-    DeliveryStore, NewDelivery, NextStep, StoredSubscription,
+    AttemptPage, AttemptRecord, BlockedKeys, CapacityClaim, CreatedJobs, DeadLetter,
+    DeadLetterPage, DeadLetterQuery, DeliveryJob, DeliveryStore, NewDelivery, RecordedAttempts,
+    StoredSubscription,
 };
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
      disabled_reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
      (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us, previous_secret, \
-     (extract(epoch FROM previous_secret_until) * 1000000)::bigint AS previous_secret_until_us \
-     FROM subscriptions";
+     (extract(epoch FROM previous_secret_until) * 1000000)::bigint AS previous_secret_until_us, \
+     ordering, rate_limit, max_in_flight, \
+     (extract(epoch FROM held_until) * 1000000)::bigint AS held_until_us FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
-     subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
-     (extract(epoch FROM failed_at) * 1000000)::bigint AS failed_us, payload FROM dead_letters";
-
-/// Moves each job still pending with the attempt count it was sent with to its new state, and logs
-/// those attempts (given as arrays); returns the ids of the jobs moved.
-const RECORD_ATTEMPTS: &str = "
-WITH attempt AS (
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[],
-                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::int[])
-        AS a(delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
-             attempted_at, next_attempt_at, status, previous_attempts)
-), moved AS (
-    UPDATE deliveries SET status = attempt.status, attempts = attempt.attempt,
-        next_attempt_at = COALESCE(attempt.next_attempt_at, attempt.attempted_at),
-        last_status = attempt.status_code, last_error = attempt.error,
-        updated_at = attempt.attempted_at
-    FROM attempt
-    WHERE deliveries.id = attempt.delivery_id AND deliveries.status = 'pending'
-        AND deliveries.attempts = attempt.previous_attempts
-    RETURNING deliveries.id
-)
-INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, status_code,
-                               latency_us, error, attempted_at, next_attempt_at)
-SELECT delivery_id, subscription_id, event_id, attempt, status_code, latency_us, error,
-       attempted_at, next_attempt_at
-FROM attempt JOIN moved ON moved.id = attempt.delivery_id
-RETURNING delivery_id";
+     subscription_id, delivery_id, handler, ordering_key, error, status_code, response_body, \
+     attempts, (extract(epoch FROM failed_at) * 1000000)::bigint AS failed_us, payload \
+     FROM dead_letters";
 
 /// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
 /// dead letters from before the cutoff, and replays that finished before it.
@@ -68,136 +51,58 @@ const PRUNE_DELIVERIES: [&str; 4] = [
          SELECT id FROM replays WHERE finished_at < $1 LIMIT $2)",
 ];
 
-/// Inserts the jobs whose (event, subscription, replay) has none yet; returns their ids.
+/// Inserts jobs in the caller's transaction (a replay's batch, an append's ordered jobs), ordered
+/// ones by the rules of ordered delivery.
 pub(super) async fn insert_jobs(
     conn: &mut PgConnection,
     jobs: &[NewDelivery],
-) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
-    let events: Vec<&str> = jobs.iter().map(|job| job.event_id.as_str()).collect();
-    let subscriptions: Vec<&str> = jobs
-        .iter()
-        .map(|job| job.subscription_id.as_str())
-        .collect();
-    let due: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.due).collect();
-    let replays: Vec<&str> = jobs
-        .iter()
-        .map(|job| live_or_replay(job.replay_id.as_deref()))
-        .collect();
-    let created: Vec<(String,)> = sqlx::query_as(
-        "INSERT INTO deliveries (id, event_id, subscription_id, replay_id, status, attempts, \
-         next_attempt_at, created_at, updated_at) \
-         SELECT id, event_id, subscription_id, replay_id, $4, 0, due, now(), now() \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $5::timestamptz[], $6::text[]) \
-             AS job(id, event_id, subscription_id, due, replay_id) \
-         ON CONFLICT (event_id, subscription_id, replay_id) DO NOTHING RETURNING id",
-    )
-    .bind(&ids)
-    .bind(&events)
-    .bind(&subscriptions)
-    .bind(PENDING)
-    .bind(&due)
-    .bind(&replays)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(created.into_iter().map(|(id,)| id).collect())
+) -> Result<CreatedJobs, StoreError> {
+    delivery_tx::create_jobs(conn, jobs).await
 }
 
-async fn insert_dead_letter(
-    conn: &mut PgConnection,
-    letter: &DeadLetter,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
-         delivery_id, handler, error, status_code, response_body, attempts, failed_at, payload) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&letter.id)
-    .bind(letter.kind.as_str())
-    .bind(&letter.event_id)
-    .bind(&letter.event_type)
-    .bind(&letter.stream)
-    .bind(&letter.subscription_id)
-    .bind(&letter.delivery_id)
-    .bind(&letter.handler)
-    .bind(&letter.error)
-    .bind(letter.status_code.map(i32::from))
-    .bind(&letter.response_body)
-    .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
-    .bind(letter.failed_at)
-    .bind(letter.event.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// A rate or a count as its INTEGER column holds it.
+fn rate_column(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-/// The attempts as one array per column, in the order of [`RECORD_ATTEMPTS`]'s parameters.
-#[derive(Default)]
-struct AttemptColumns<'a> {
-    delivery_id: Vec<&'a str>,
-    subscription_id: Vec<&'a str>,
-    event_id: Vec<&'a str>,
-    attempt: Vec<i32>,
-    status_code: Vec<Option<i32>>,
-    latency_us: Vec<i64>,
-    error: Vec<Option<&'a str>>,
-    attempted_at: Vec<DateTime<Utc>>,
-    next_attempt_at: Vec<Option<DateTime<Utc>>>,
-    status: Vec<&'static str>,
-    previous_attempts: Vec<i32>,
-}
-
-impl<'a> AttemptColumns<'a> {
-    fn of(records: &'a [AttemptRecord]) -> Self {
-        let mut columns = Self::default();
-        for record in records {
-            let (status, due) = next_state(&record.next);
-            columns.delivery_id.push(&record.job.id);
-            columns.subscription_id.push(&record.job.subscription_id);
-            columns.event_id.push(&record.job.event_id);
-            columns
-                .attempt
-                .push(i32::try_from(record.attempt).unwrap_or(i32::MAX));
-            columns.status_code.push(record.status_code.map(i32::from));
-            columns
-                .latency_us
-                .push(i64::try_from(record.latency.as_micros()).unwrap_or(i64::MAX));
-            columns.error.push(record.error.as_deref());
-            columns.attempted_at.push(record.attempted_at);
-            columns.next_attempt_at.push(due);
-            columns.status.push(status);
-            columns
-                .previous_attempts
-                .push(i32::try_from(record.job.attempts).unwrap_or(i32::MAX));
-        }
-        columns
-    }
+/// Binds what a subscription's insert and update both write, as `$1` to `$12`: name,
+/// event_types, webhook_url, secret, enabled, disabled_reason, updated_at, previous_secret,
+/// previous_secret_until, ordering, rate_limit, max_in_flight.
+fn bind_settings<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    stored: &'q StoredSubscription,
+) -> Query<'q, Postgres, PgArguments> {
+    let subscription = &stored.subscription;
+    query
+        .bind(&subscription.name)
+        .bind(encode_patterns(subscription))
+        .bind(&subscription.webhook_url)
+        .bind(&stored.secret)
+        .bind(subscription.enabled)
+        .bind(&subscription.disabled_reason)
+        .bind(subscription.updated_at)
+        .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
+        .bind(stored.previous.as_ref().map(|p| p.until))
+        .bind(subscription.ordering.as_str())
+        .bind(subscription.rate_limit.map(rate_column))
+        .bind(rate_column(subscription.max_in_flight))
 }
 
 #[async_trait]
 impl DeliveryStore for PgStore {
     async fn insert_subscription(&self, stored: &StoredSubscription) -> Result<(), StoreError> {
         bounded(async {
-            let subscription = &stored.subscription;
-            sqlx::query(
-                "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
-                 disabled_reason, created_at, updated_at, previous_secret, previous_secret_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&subscription.id)
-            .bind(&subscription.name)
-            .bind(encode_patterns(subscription))
-            .bind(&subscription.webhook_url)
-            .bind(&stored.secret)
-            .bind(subscription.enabled)
-            .bind(&subscription.disabled_reason)
-            .bind(subscription.created_at)
-            .bind(subscription.updated_at)
-            .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
-            .bind(stored.previous.as_ref().map(|p| p.until))
-            .execute(self.pool())
-            .await?;
+            let insert = sqlx::query(
+                "INSERT INTO subscriptions (name, event_types, webhook_url, secret, enabled, \
+                 disabled_reason, updated_at, previous_secret, previous_secret_until, ordering, \
+                 rate_limit, max_in_flight, id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            );
+            bind_settings(insert, stored)
+                .bind(&stored.subscription.id)
+                .bind(stored.subscription.created_at)
+                .execute(self.pool())
+                .await?;
             Ok(())
         })
         .await
@@ -228,24 +133,16 @@ impl DeliveryStore for PgStore {
 
     async fn update_subscription(&self, stored: &StoredSubscription) -> Result<bool, StoreError> {
         bounded(async {
-            let subscription = &stored.subscription;
-            let result = sqlx::query(
+            let update = sqlx::query(
                 "UPDATE subscriptions SET name = $1, event_types = $2, webhook_url = $3, \
                  secret = $4, enabled = $5, disabled_reason = $6, updated_at = $7, \
-                 previous_secret = $8, previous_secret_until = $9 WHERE id = $10",
-            )
-            .bind(&subscription.name)
-            .bind(encode_patterns(subscription))
-            .bind(&subscription.webhook_url)
-            .bind(&stored.secret)
-            .bind(subscription.enabled)
-            .bind(&subscription.disabled_reason)
-            .bind(subscription.updated_at)
-            .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
-            .bind(stored.previous.as_ref().map(|p| p.until))
-            .bind(&subscription.id)
-            .execute(self.pool())
-            .await?;
+                 previous_secret = $8, previous_secret_until = $9, ordering = $10, \
+                 rate_limit = $11, max_in_flight = $12 WHERE id = $13",
+            );
+            let result = bind_settings(update, stored)
+                .bind(&stored.subscription.id)
+                .execute(self.pool())
+                .await?;
             Ok(result.rows_affected() > 0)
         })
         .await
@@ -287,10 +184,17 @@ impl DeliveryStore for PgStore {
         .await
     }
 
-    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<CreatedJobs, StoreError> {
         bounded(async {
-            let mut conn = self.pool().acquire().await?;
-            insert_jobs(&mut conn, jobs).await
+            // One statement is atomic by itself; ordered jobs need a transaction.
+            if is_plain_insert(jobs) {
+                let mut conn = self.pool().acquire().await?;
+                return delivery_tx::create_jobs(&mut *conn, jobs).await;
+            }
+            let mut tx = self.pool().begin().await?;
+            let created = delivery_tx::create_jobs(&mut *tx, jobs).await?;
+            tx.commit().await?;
+            Ok(created)
         })
         .await
     }
@@ -306,7 +210,7 @@ impl DeliveryStore for PgStore {
                 "UPDATE deliveries SET next_attempt_at = $2 WHERE id IN ( \
                      SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
                      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED \
-                 ) RETURNING id, event_id, subscription_id, replay_id, attempts::bigint",
+                 ) RETURNING id, event_id, subscription_id, replay_id, ordering_key, attempts::bigint",
             )
             .persistent(false)
             .bind(now)
@@ -338,40 +242,125 @@ impl DeliveryStore for PgStore {
         .await
     }
 
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
+    async fn record_attempts(
+        &self,
+        attempts: &[AttemptRecord],
+        successors_due: DateTime<Utc>,
+    ) -> Result<RecordedAttempts, StoreError> {
         bounded(async {
-            let columns = AttemptColumns::of(attempts);
-            let statement = sqlx::query_as::<_, (String,)>(RECORD_ATTEMPTS)
-                .persistent(false)
-                .bind(&columns.delivery_id)
-                .bind(&columns.subscription_id)
-                .bind(&columns.event_id)
-                .bind(&columns.attempt)
-                .bind(&columns.status_code)
-                .bind(&columns.latency_us)
-                .bind(&columns.error)
-                .bind(&columns.attempted_at)
-                .bind(&columns.next_attempt_at)
-                .bind(&columns.status)
-                .bind(&columns.previous_attempts);
-            // One statement is atomic by itself; dead letters need a transaction around both.
-            let dead = |record: &AttemptRecord| matches!(record.next, NextStep::DeadLetter(_));
-            if !attempts.iter().any(dead) {
-                let moved = statement.fetch_all(self.pool()).await?;
-                return Ok(moved.into_iter().map(|(id,)| id).collect());
+            // One statement is atomic by itself; dead letters and ordered heads need a
+            // transaction around it.
+            if is_plain_record(attempts) {
+                let moved = apply_attempts(self.pool(), attempts).await?;
+                let recorded = delivery_tx::in_attempt_order(attempts, moved);
+                return Ok(RecordedAttempts {
+                    recorded,
+                    successors: Vec::new(),
+                });
             }
             let mut tx = self.pool().begin().await?;
-            let moved = statement.fetch_all(&mut *tx).await?;
-            let recorded: Vec<String> = moved.into_iter().map(|(id,)| id).collect();
-            for record in attempts {
-                if let NextStep::DeadLetter(letter) = &record.next
-                    && recorded.contains(&record.job.id)
-                {
-                    insert_dead_letter(&mut tx, letter).await?;
-                }
-            }
+            let recorded = delivery_tx::record_attempts(&mut *tx, attempts, successors_due).await?;
             tx.commit().await?;
             Ok(recorded)
+        })
+        .await
+    }
+
+    async fn release_ordering(&self, subscription_id: &str) -> Result<(), StoreError> {
+        bounded(async {
+            sqlx::query(
+                "UPDATE deliveries SET ordering_key = NULL, \
+                     next_attempt_at = CASE status WHEN 'queued' THEN now() \
+                         ELSE next_attempt_at END, \
+                     status = CASE status WHEN 'queued' THEN 'pending' ELSE status END \
+                 WHERE subscription_id = $1 AND status IN ('pending', 'queued') \
+                     AND ordering_key IS NOT NULL",
+            )
+            .persistent(false)
+            .bind(subscription_id)
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blocked_keys(
+        &self,
+        subscription_id: Option<&str>,
+    ) -> Result<Vec<BlockedKeys>, StoreError> {
+        bounded(async {
+            let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT subscription_id, COUNT(*), MIN(created_at) FROM deliveries \
+                 WHERE ordering_key IS NOT NULL AND status = 'pending' AND attempts > 0 \
+                     AND ($1::text IS NULL OR subscription_id = $1) \
+                 GROUP BY subscription_id",
+            )
+            .persistent(false)
+            .bind(subscription_id)
+            .fetch_all(self.pool())
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(subscription_id, keys, oldest)| BlockedKeys {
+                    subscription_id,
+                    keys: u64::try_from(keys).unwrap_or_default(),
+                    oldest_head_since: oldest,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn reserve_pace(
+        &self,
+        subscription_id: &str,
+        count: u32,
+        interval: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            let interval_us = interval.num_microseconds().unwrap_or(i64::MAX);
+            SharedSql::<Postgres>(&mut conn)
+                .reserve_pace(subscription_id, count, interval_us, now)
+                .await
+        })
+        .await
+    }
+
+    async fn negotiate_capacity(&self, claim: &CapacityClaim<'_>) -> Result<u32, StoreError> {
+        bounded(async {
+            let mut tx = self.pool().begin().await?;
+            let granted = SharedSql::<Postgres>(&mut tx)
+                .negotiate_capacity(claim)
+                .await?;
+            tx.commit().await?;
+            Ok(granted)
+        })
+        .await
+    }
+
+    async fn release_capacity(&self, holder: &str) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            SharedSql::<Postgres>(&mut conn)
+                .release_capacity(holder)
+                .await
+        })
+        .await
+    }
+
+    async fn hold_subscription(&self, id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        bounded(async {
+            sqlx::query(
+                "UPDATE subscriptions SET held_until = GREATEST(held_until, $1) WHERE id = $2",
+            )
+            .bind(until)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+            Ok(())
         })
         .await
     }
@@ -406,7 +395,7 @@ impl DeliveryStore for PgStore {
     async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         bounded(async {
             let mut conn = self.pool().acquire().await?;
-            insert_dead_letter(&mut conn, letter).await
+            conn.insert_dead_letter(letter).await
         })
         .await
     }
@@ -457,7 +446,7 @@ impl DeliveryStore for PgStore {
                 .rows_affected();
             let requeued = sqlx::query(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), \
-                 updated_at = now() WHERE id = $1 AND status = $2",
+                 updated_at = now(), ordering_key = NULL WHERE id = $1 AND status = $2",
             )
             .bind(&letter.delivery_id)
             .bind(DEAD)

@@ -7,11 +7,14 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::StoreError;
 use crate::delivery::{
     AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
-    DeliveryJob, NextStep, PreviousSecret, StoredSubscription, Subscription,
+    DeliveryJob, DeliveryOrdering, KeyState, NextStep, OrderingKey, PreviousSecret,
+    StoredSubscription, Subscription,
 };
 
 /// Status of a job still to be delivered.
 pub(super) const PENDING: &str = "pending";
+/// Status of an ordered job waiting behind its key's head.
+pub(super) const QUEUED: &str = "queued";
 /// Status of a job the endpoint accepted.
 pub(super) const DELIVERED: &str = "delivered";
 /// Status of a job that went to the dead-letter queue.
@@ -24,6 +27,7 @@ pub(super) struct ClaimedRow {
     event_id: String,
     subscription_id: String,
     replay_id: String,
+    ordering_key: Option<String>,
     attempts: i64,
 }
 
@@ -34,6 +38,7 @@ impl ClaimedRow {
             event_id: self.event_id,
             subscription_id: self.subscription_id,
             replay_id: Some(self.replay_id).filter(|id| !id.is_empty()),
+            ordering_key: self.ordering_key,
             attempts: u32::try_from(self.attempts).unwrap_or_default(),
         }
     }
@@ -53,6 +58,21 @@ pub(super) fn next_state(next: &NextStep) -> (&'static str, Option<DateTime<Utc>
     }
 }
 
+/// One row of a key-state query: subscription, key, its pending head and its oldest queued job.
+pub(super) type KeyStateRow = (String, String, Option<String>, Option<String>);
+
+/// The state of one ordering key, from its row.
+pub(super) fn key_state((subscription_id, key, head, next_queued): KeyStateRow) -> KeyState {
+    KeyState {
+        key: OrderingKey {
+            subscription_id,
+            key,
+        },
+        head,
+        next_queued,
+    }
+}
+
 /// A `subscriptions` row.
 #[derive(sqlx::FromRow)]
 pub(super) struct SubscriptionRow {
@@ -67,21 +87,33 @@ pub(super) struct SubscriptionRow {
     updated_us: i64,
     previous_secret: Option<String>,
     previous_secret_until_us: Option<i64>,
+    ordering: String,
+    rate_limit: Option<i32>,
+    max_in_flight: i32,
+    held_until_us: i64,
 }
 
 impl SubscriptionRow {
     pub(super) fn decode(self) -> Result<StoredSubscription, StoreError> {
-        let event_types =
-            serde_json::from_str(&self.event_types).map_err(|err| StoreError::Corrupt {
-                id: self.id.clone(),
-                reason: format!("event_types: {err}"),
-            })?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            id: self.id.clone(),
+            reason,
+        };
+        let event_types = serde_json::from_str(&self.event_types)
+            .map_err(|err| corrupt(format!("event_types: {err}")))?;
+        let ordering = DeliveryOrdering::parse(&self.ordering)
+            .ok_or_else(|| corrupt(format!("unknown ordering {}", self.ordering)))?;
         Ok(StoredSubscription {
             subscription: Subscription {
                 id: self.id,
                 name: self.name,
                 event_types,
                 webhook_url: self.webhook_url,
+                ordering,
+                rate_limit: self.rate_limit.and_then(|rate| u32::try_from(rate).ok()),
+                max_in_flight: u32::try_from(self.max_in_flight).unwrap_or(1),
+                held_until: Some(from_micros(self.held_until_us))
+                    .filter(|_| self.held_until_us > 0),
                 enabled: self.enabled,
                 disabled_reason: self.disabled_reason,
                 created_at: from_micros(self.created_us),
@@ -115,6 +147,7 @@ pub(super) struct DeadLetterRow {
     subscription_id: Option<String>,
     delivery_id: Option<String>,
     handler: Option<String>,
+    ordering_key: Option<String>,
     error: String,
     status_code: Option<i32>,
     response_body: Option<String>,
@@ -143,6 +176,7 @@ impl DeadLetterRow {
             subscription_id: self.subscription_id,
             delivery_id: self.delivery_id,
             handler: self.handler,
+            ordering_key: self.ordering_key,
             error: self.error,
             status_code: self.status_code.and_then(|code| u16::try_from(code).ok()),
             response_body: self.response_body,

@@ -1,19 +1,23 @@
 //! [`DeliveryStore`] on SQLite: the delivery tables in the embedded file.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Sqlite, SqliteConnection};
 
 use super::delivery_rows::{
-    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, PENDING, SubscriptionRow, attempt_page,
-    dead_letter_page, encode_patterns, live_or_replay, next_state, select_dead_letters,
+    AttemptRow, ClaimedRow, DEAD, DeadLetterRow, SubscriptionRow, attempt_page, dead_letter_page,
+    encode_patterns, from_micros, select_dead_letters,
 };
+use super::delivery_tx::{self, JobTables, is_plain_insert};
+use super::jobs_sqlite::INSERT_CHUNK;
+use super::shared_sql::SharedSql;
 use super::{SqliteStore, StoreError};
 use crate::delivery::{
-    AttemptPage, AttemptRecord, DeadLetter, DeadLetterPage, DeadLetterQuery, DeliveryJob,
-    DeliveryStore, NewDelivery, NextStep, StoredSubscription,
+    AttemptPage, AttemptRecord, BlockedKeys, CapacityClaim, CreatedJobs, DeadLetter,
+    DeadLetterPage, DeadLetterQuery, DeliveryJob, DeliveryStore, NewDelivery, RecordedAttempts,
+    StoredSubscription,
 };
 
 /// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
@@ -29,124 +33,60 @@ const PRUNE_DELIVERIES: [&str; 4] = [
          SELECT id FROM replays WHERE finished_us < ?1 LIMIT ?2)",
 ];
 
-/// Jobs per INSERT statement: well under SQLite's bound-parameter limit.
-const INSERT_CHUNK: usize = 1000;
-
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
-     disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us \
-     FROM subscriptions";
+     disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us, ordering, \
+     rate_limit, max_in_flight, held_until_us FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
-     subscription_id, delivery_id, handler, error, status_code, response_body, attempts, \
-     failed_us, payload FROM dead_letters";
+     subscription_id, delivery_id, handler, ordering_key, error, status_code, response_body, \
+     attempts, failed_us, payload FROM dead_letters";
 
-async fn insert_dead_letter(
-    conn: &mut SqliteConnection,
-    letter: &DeadLetter,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO dead_letters (id, kind, event_id, event_type, stream, subscription_id, \
-         delivery_id, handler, error, status_code, response_body, attempts, failed_us, payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&letter.id)
-    .bind(letter.kind.as_str())
-    .bind(&letter.event_id)
-    .bind(&letter.event_type)
-    .bind(&letter.stream)
-    .bind(&letter.subscription_id)
-    .bind(&letter.delivery_id)
-    .bind(&letter.handler)
-    .bind(&letter.error)
-    .bind(letter.status_code.map(i32::from))
-    .bind(&letter.response_body)
-    .bind(i64::from(letter.attempts))
-    .bind(letter.failed_at.timestamp_micros())
-    .bind(letter.event.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Inserts the jobs whose (event, subscription, replay) has none yet, a chunk per statement (in
-/// the caller's transaction); returns their ids.
+/// Inserts jobs in the caller's transaction (a replay's batch), ordered ones by the rules of
+/// ordered delivery.
 pub(super) async fn insert_jobs(
     conn: &mut SqliteConnection,
     jobs: &[NewDelivery],
-) -> Result<Vec<String>, StoreError> {
-    let mut created = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(INSERT_CHUNK) {
-        created.extend(insert_job_chunk(conn, chunk).await?);
-    }
-    Ok(created)
+) -> Result<CreatedJobs, StoreError> {
+    delivery_tx::create_jobs(conn, jobs).await
 }
 
-/// Inserts the jobs of one chunk whose (event, subscription, replay) has none; returns their ids.
-async fn insert_job_chunk(
-    conn: &mut SqliteConnection,
-    jobs: &[NewDelivery],
-) -> Result<Vec<String>, StoreError> {
-    let now = Utc::now().timestamp_micros();
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO deliveries (id, event_id, subscription_id, replay_id, status, attempts, \
-         next_attempt_us, created_us, updated_us) ",
-    );
-    insert.push_values(jobs, |mut row, job| {
-        row.push_bind(&job.id)
-            .push_bind(&job.event_id)
-            .push_bind(&job.subscription_id)
-            .push_bind(live_or_replay(job.replay_id.as_deref()))
-            .push_bind(PENDING)
-            .push_bind(0)
-            .push_bind(job.due.timestamp_micros())
-            .push_bind(now)
-            .push_bind(now);
-    });
-    insert.push(" ON CONFLICT (event_id, subscription_id, replay_id) DO NOTHING RETURNING id");
-    let ids: Vec<(String,)> = insert.build_query_as().fetch_all(&mut *conn).await?;
-    Ok(ids.into_iter().map(|(id,)| id).collect())
-}
-
-/// One attempt as a JSON object, for the batch statements of `record_attempts`.
-fn attempt_row(record: &AttemptRecord) -> serde_json::Value {
-    let (status, due) = next_state(&record.next);
-    serde_json::json!({
-        "id": record.job.id,
-        "subscription": record.job.subscription_id,
-        "event": record.job.event_id,
-        "attempt": record.attempt,
-        "previous": record.job.attempts,
-        "code": record.status_code,
-        "latency": i64::try_from(record.latency.as_micros()).unwrap_or(i64::MAX),
-        "error": record.error,
-        "at": record.attempted_at.timestamp_micros(),
-        "due": due.map(|at| at.timestamp_micros()),
-        "status": status,
-    })
-}
-
-#[async_trait]
-impl DeliveryStore for SqliteStore {
-    async fn insert_subscription(&self, stored: &StoredSubscription) -> Result<(), StoreError> {
-        let subscription = &stored.subscription;
-        sqlx::query(
-            "INSERT INTO subscriptions (id, name, event_types, webhook_url, secret, enabled, \
-             disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&subscription.id)
+/// Binds what a subscription's insert and update both write, in this order: name, event_types,
+/// webhook_url, secret, enabled, disabled_reason, updated_us, previous_secret,
+/// previous_secret_until_us, ordering, rate_limit, max_in_flight.
+fn bind_settings<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    stored: &'q StoredSubscription,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let subscription = &stored.subscription;
+    query
         .bind(&subscription.name)
         .bind(encode_patterns(subscription))
         .bind(&subscription.webhook_url)
         .bind(&stored.secret)
         .bind(subscription.enabled)
         .bind(&subscription.disabled_reason)
-        .bind(subscription.created_at.timestamp_micros())
         .bind(subscription.updated_at.timestamp_micros())
         .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
         .bind(stored.previous.as_ref().map(|p| p.until.timestamp_micros()))
-        .execute(&self.db().writer)
-        .await?;
+        .bind(subscription.ordering.as_str())
+        .bind(subscription.rate_limit.map(i64::from))
+        .bind(i64::from(subscription.max_in_flight))
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn insert_subscription(&self, stored: &StoredSubscription) -> Result<(), StoreError> {
+        let insert = sqlx::query(
+            "INSERT INTO subscriptions (name, event_types, webhook_url, secret, enabled, \
+             disabled_reason, updated_us, previous_secret, previous_secret_until_us, ordering, \
+             rate_limit, max_in_flight, id, created_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        bind_settings(insert, stored)
+            .bind(&stored.subscription.id)
+            .bind(stored.subscription.created_at.timestamp_micros())
+            .execute(&self.db().writer)
+            .await?;
         Ok(())
     }
 
@@ -168,24 +108,16 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn update_subscription(&self, stored: &StoredSubscription) -> Result<bool, StoreError> {
-        let subscription = &stored.subscription;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE subscriptions SET name = ?, event_types = ?, webhook_url = ?, secret = ?, \
              enabled = ?, disabled_reason = ?, updated_us = ?, previous_secret = ?, \
-             previous_secret_until_us = ? WHERE id = ?",
-        )
-        .bind(&subscription.name)
-        .bind(encode_patterns(subscription))
-        .bind(&subscription.webhook_url)
-        .bind(&stored.secret)
-        .bind(subscription.enabled)
-        .bind(&subscription.disabled_reason)
-        .bind(subscription.updated_at.timestamp_micros())
-        .bind(stored.previous.as_ref().map(|p| p.secret.as_str()))
-        .bind(stored.previous.as_ref().map(|p| p.until.timestamp_micros()))
-        .bind(&subscription.id)
-        .execute(&self.db().writer)
-        .await?;
+             previous_secret_until_us = ?, ordering = ?, rate_limit = ?, max_in_flight = ? \
+             WHERE id = ?",
+        );
+        let result = bind_settings(update, stored)
+            .bind(&stored.subscription.id)
+            .execute(&self.db().writer)
+            .await?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -218,14 +150,14 @@ impl DeliveryStore for SqliteStore {
         Ok(())
     }
 
-    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<Vec<String>, StoreError> {
-        // One statement commits on its own; more chunks share a transaction.
-        if jobs.len() <= INSERT_CHUNK {
+    async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<CreatedJobs, StoreError> {
+        // One statement commits on its own; more share a transaction.
+        if is_plain_insert(jobs) && jobs.len() <= INSERT_CHUNK {
             let mut conn = self.db().writer.acquire().await?;
-            return insert_job_chunk(&mut conn, jobs).await;
+            return delivery_tx::create_jobs(&mut *conn, jobs).await;
         }
         let mut tx = self.db().writer.begin().await?;
-        let created = insert_jobs(&mut tx, jobs).await?;
+        let created = delivery_tx::create_jobs(&mut *tx, jobs).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -240,7 +172,7 @@ impl DeliveryStore for SqliteStore {
             "UPDATE deliveries SET next_attempt_us = ? WHERE id IN ( \
                  SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_us <= ? \
                  ORDER BY next_attempt_us LIMIT ? \
-             ) RETURNING id, event_id, subscription_id, replay_id, attempts",
+             ) RETURNING id, event_id, subscription_id, replay_id, ordering_key, attempts",
         )
         .bind(leased_until.timestamp_micros())
         .bind(now.timestamp_micros())
@@ -265,55 +197,92 @@ impl DeliveryStore for SqliteStore {
         Ok(())
     }
 
-    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
-        // The batch travels as one JSON array: two statements, whatever its size.
-        let rows: Vec<serde_json::Value> = attempts.iter().map(attempt_row).collect();
+    async fn record_attempts(
+        &self,
+        attempts: &[AttemptRecord],
+        successors_due: DateTime<Utc>,
+    ) -> Result<RecordedAttempts, StoreError> {
         let mut tx = self.db().writer.begin().await?;
-        let moved: Vec<(String,)> = sqlx::query_as(
-            "UPDATE deliveries SET status = a.status, attempts = a.attempt, \
-                 next_attempt_us = COALESCE(a.due, a.at), last_status = a.code, \
-                 last_error = a.error, updated_us = a.at \
-             FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
-                          value ->> 'attempt' AS attempt, value ->> 'due' AS due, \
-                          value ->> 'at' AS at, value ->> 'code' AS code, \
-                          value ->> 'error' AS error, value ->> 'previous' AS previous \
-                   FROM json_each(?)) AS a \
-             WHERE deliveries.id = a.id AND deliveries.status = 'pending' \
-                 AND deliveries.attempts = a.previous \
-             RETURNING deliveries.id",
-        )
-        .bind(serde_json::Value::from(rows.clone()).to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let recorded: HashSet<String> = moved.into_iter().map(|(id,)| id).collect();
-        let logged: Vec<serde_json::Value> = rows
-            .into_iter()
-            .filter(|row| recorded.contains(row["id"].as_str().unwrap_or_default()))
-            .collect();
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, subscription_id, event_id, attempt, \
-                 status_code, latency_us, error, attempted_us, next_attempt_us) \
-             SELECT value ->> 'id', value ->> 'subscription', value ->> 'event', \
-                 value ->> 'attempt', value ->> 'code', value ->> 'latency', value ->> 'error', \
-                 value ->> 'at', value ->> 'due' \
-             FROM json_each(?)",
-        )
-        .bind(serde_json::Value::from(logged).to_string())
-        .execute(&mut *tx)
-        .await?;
-        for record in attempts {
-            if let NextStep::DeadLetter(letter) = &record.next
-                && recorded.contains(&record.job.id)
-            {
-                insert_dead_letter(&mut tx, letter).await?;
-            }
-        }
+        let recorded = delivery_tx::record_attempts(&mut *tx, attempts, successors_due).await?;
         tx.commit().await?;
-        Ok(attempts
-            .iter()
-            .filter(|record| recorded.contains(&record.job.id))
-            .map(|record| record.job.id.clone())
+        Ok(recorded)
+    }
+
+    async fn release_ordering(&self, subscription_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET ordering_key = NULL, \
+                 next_attempt_us = CASE status WHEN 'queued' THEN ?1 ELSE next_attempt_us END, \
+                 status = CASE status WHEN 'queued' THEN 'pending' ELSE status END \
+             WHERE subscription_id = ?2 AND status IN ('pending', 'queued') \
+                 AND ordering_key IS NOT NULL",
+        )
+        .bind(Utc::now().timestamp_micros())
+        .bind(subscription_id)
+        .execute(&self.db().writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn blocked_keys(
+        &self,
+        subscription_id: Option<&str>,
+    ) -> Result<Vec<BlockedKeys>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT subscription_id, COUNT(*), MIN(created_us) FROM deliveries \
+             WHERE ordering_key IS NOT NULL AND status = 'pending' AND attempts > 0 \
+                 AND (?1 IS NULL OR subscription_id = ?1) \
+             GROUP BY subscription_id",
+        )
+        .bind(subscription_id)
+        .fetch_all(&self.db().reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(subscription_id, keys, oldest)| BlockedKeys {
+                subscription_id,
+                keys: u64::try_from(keys).unwrap_or_default(),
+                oldest_head_since: from_micros(oldest),
+            })
             .collect())
+    }
+
+    async fn reserve_pace(
+        &self,
+        subscription_id: &str,
+        count: u32,
+        interval: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let mut conn = self.db().writer.acquire().await?;
+        let interval_us = interval.num_microseconds().unwrap_or(i64::MAX);
+        SharedSql::<Sqlite>(&mut conn)
+            .reserve_pace(subscription_id, count, interval_us, now)
+            .await
+    }
+
+    async fn negotiate_capacity(&self, claim: &CapacityClaim<'_>) -> Result<u32, StoreError> {
+        let mut tx = self.db().writer.begin().await?;
+        let granted = SharedSql::<Sqlite>(&mut tx)
+            .negotiate_capacity(claim)
+            .await?;
+        tx.commit().await?;
+        Ok(granted)
+    }
+
+    async fn release_capacity(&self, holder: &str) -> Result<(), StoreError> {
+        let mut conn = self.db().writer.acquire().await?;
+        SharedSql::<Sqlite>(&mut conn)
+            .release_capacity(holder)
+            .await
+    }
+
+    async fn hold_subscription(&self, id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE subscriptions SET held_until_us = MAX(held_until_us, ?) WHERE id = ?")
+            .bind(until.timestamp_micros())
+            .bind(id)
+            .execute(&self.db().writer)
+            .await?;
+        Ok(())
     }
 
     async fn attempts(
@@ -341,7 +310,7 @@ impl DeliveryStore for SqliteStore {
 
     async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         let mut conn = self.db().writer.acquire().await?;
-        insert_dead_letter(&mut conn, letter).await
+        conn.insert_dead_letter(letter).await
     }
 
     async fn dead_letters(&self, query: &DeadLetterQuery) -> Result<DeadLetterPage, StoreError> {
@@ -377,7 +346,7 @@ impl DeliveryStore for SqliteStore {
             .rows_affected();
         let requeued = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_us = ?, \
-             updated_us = ? WHERE id = ? AND status = ?",
+             updated_us = ?, ordering_key = NULL WHERE id = ? AND status = ?",
         )
         .bind(now)
         .bind(now)

@@ -5,11 +5,15 @@ mod batch;
 mod delivery_postgres;
 mod delivery_rows;
 mod delivery_sqlite;
+mod delivery_tx;
+mod jobs_postgres;
+mod jobs_sqlite;
 mod postgres;
 mod query;
 mod replay_postgres;
 mod replay_rows;
 mod replay_sqlite;
+mod shared_sql;
 mod sqlite;
 mod sqlite_list;
 
@@ -18,6 +22,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::delivery::NewDelivery;
 use crate::events::Event;
 
 pub use postgres::PgStore;
@@ -99,6 +104,22 @@ fn is_transient_pg(error: &dyn sqlx::error::DatabaseError) -> bool {
         })
 }
 
+/// The jobs among `deliveries` whose event `outcomes` shows newly created.
+fn jobs_of_created(outcomes: &[AppendOutcome], deliveries: &[NewDelivery]) -> Vec<NewDelivery> {
+    let created: HashSet<&str> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            AppendOutcome::Created(event) => Some(event.id()),
+            _ => None,
+        })
+        .collect();
+    deliveries
+        .iter()
+        .filter(|job| created.contains(job.event_id.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// What happened to one event handed to [`EventStore::append`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {
@@ -117,7 +138,18 @@ pub enum AppendOutcome {
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Stores a batch in one transaction, in order; returns one outcome per event.
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError>;
+    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.append_with_deliveries(events, &[]).await
+    }
+
+    /// [`EventStore::append`], creating in the same transaction the delivery jobs among
+    /// `deliveries` whose event the batch newly stores (an event stored before keeps the jobs it
+    /// had): ordered delivery's jobs exist from the moment their event is accepted.
+    async fn append_with_deliveries(
+        &self,
+        events: Vec<Event>,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<AppendOutcome>, StoreError>;
 
     /// True when `append` also publishes each new event to the broker, atomically (a store and
     /// broker in one database): the producer then has nothing to hand off.

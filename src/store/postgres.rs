@@ -9,13 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, page, plan};
+use super::delivery_postgres::insert_jobs;
 use super::query::{MAX_WALK, prefix_end};
 use super::{
     AppendOutcome, EventPage, EventQuery, EventStore, ScanPage, StoreError, TimeRange, TypeFilter,
+    jobs_of_created,
 };
+use crate::delivery::NewDelivery;
 use crate::events::Event;
 
 /// Connections per process: enough for the committer, the outbox and concurrent queries.
@@ -139,51 +142,87 @@ pub(super) async fn bounded<T>(
         .unwrap_or(Err(StoreError::TimedOut(CALL_TIMEOUT)))
 }
 
+/// The event with this id, read through `executor`.
+async fn get_on<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    id: &str,
+) -> Result<Option<Event>, StoreError> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
+    row.map(|(seq, body)| decode_event(seq, &body)).transpose()
+}
+
+impl PgStore {
+    /// Appends a batch on `conn` (the pool's connection, or the transaction that also creates
+    /// its jobs).
+    async fn append_on(
+        &self,
+        conn: &mut PgConnection,
+        events: Vec<Event>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let (mut fresh, slots) = plan(events);
+        let bodies = fresh
+            .iter()
+            .map(encode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let columns = Columns::of(&fresh);
+        let rows: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(APPEND)
+            .bind(&columns.id)
+            .bind(&columns.source)
+            .bind(&columns.event_type)
+            .bind(&columns.subject)
+            .bind(&columns.stream)
+            .bind(&columns.time)
+            .bind(&columns.correlation_id)
+            .bind(&columns.partition_key)
+            .bind(&bodies)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut stored_before = HashMap::new();
+        let mut raced = Vec::new();
+        for (index, row) in rows.into_iter().enumerate() {
+            match row {
+                (Some(seq), _, _) => fresh[index].metadata.sequence = Some(seq),
+                (None, Some(seq), Some(body)) => {
+                    stored_before.insert(index, decode_event(seq, &body)?);
+                }
+                // Stored by a concurrent transaction that committed after this statement began.
+                _ => raced.push(index),
+            }
+        }
+        for index in raced {
+            let stored = get_on(&mut *conn, fresh[index].id())
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    id: fresh[index].id().to_string(),
+                    reason: "neither inserted nor stored before".into(),
+                })?;
+            stored_before.insert(index, stored);
+        }
+        Ok(outcomes(slots, &fresh, &stored_before))
+    }
+}
+
 #[async_trait]
 impl EventStore for PgStore {
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+    async fn append_with_deliveries(
+        &self,
+        events: Vec<Event>,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
         bounded(async {
-            let (mut fresh, slots) = plan(events);
-            let bodies = fresh
-                .iter()
-                .map(encode_event)
-                .collect::<Result<Vec<_>, _>>()?;
-            let columns = Columns::of(&fresh);
-            let rows: Vec<(Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(APPEND)
-                .bind(&columns.id)
-                .bind(&columns.source)
-                .bind(&columns.event_type)
-                .bind(&columns.subject)
-                .bind(&columns.stream)
-                .bind(&columns.time)
-                .bind(&columns.correlation_id)
-                .bind(&columns.partition_key)
-                .bind(&bodies)
-                .fetch_all(&self.pool)
-                .await?;
-            let mut stored_before = HashMap::new();
-            let mut raced = Vec::new();
-            for (index, row) in rows.into_iter().enumerate() {
-                match row {
-                    (Some(seq), _, _) => fresh[index].metadata.sequence = Some(seq),
-                    (None, Some(seq), Some(body)) => {
-                        stored_before.insert(index, decode_event(seq, &body)?);
-                    }
-                    // Stored by a concurrent transaction that committed after this statement began.
-                    _ => raced.push(index),
-                }
+            if deliveries.is_empty() {
+                let mut conn = self.pool.acquire().await?;
+                return self.append_on(&mut conn, events).await;
             }
-            for index in raced {
-                let stored =
-                    self.get(fresh[index].id())
-                        .await?
-                        .ok_or_else(|| StoreError::Corrupt {
-                            id: fresh[index].id().to_string(),
-                            reason: "neither inserted nor stored before".into(),
-                        })?;
-                stored_before.insert(index, stored);
-            }
-            Ok(outcomes(slots, &fresh, &stored_before))
+            let mut tx = self.pool.begin().await?;
+            let outcomes = self.append_on(&mut tx, events).await?;
+            insert_jobs(&mut tx, &jobs_of_created(&outcomes, deliveries)).await?;
+            tx.commit().await?;
+            Ok(outcomes)
         })
         .await
     }
@@ -193,15 +232,7 @@ impl EventStore for PgStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
-        bounded(async {
-            let row: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, body::text FROM events WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            row.map(|(seq, body)| decode_event(seq, &body)).transpose()
-        })
-        .await
+        bounded(get_on(&self.pool, id)).await
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {

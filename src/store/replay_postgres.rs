@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::delivery_postgres::insert_jobs;
+use super::delivery_tx;
 use super::postgres::bounded;
 use super::replay_rows::{ReplayRow, encode_types, replay_page, stored_count};
 use super::{PgStore, StoreError};
@@ -177,11 +178,7 @@ impl ReplayStore for PgStore {
             .execute(&mut *tx)
             .await?;
             if cancelled.rows_affected() == 1 {
-                sqlx::query("DELETE FROM deliveries WHERE replay_id = $1 AND status = 'pending'")
-                    .persistent(false)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                delivery_tx::drop_unsent_replay_jobs(&mut *tx, id).await?;
             }
             let row: Option<ReplayRow> = sqlx::query_as(&format!(
                 "SELECT {REPLAY_FIELDS} FROM replays WHERE id = $1"

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::delivery_sqlite::insert_jobs;
+use super::delivery_tx;
 use super::replay_rows::{ReplayRow, encode_types, replay_page, stored_count};
 use super::{SqliteStore, StoreError};
 use crate::delivery::NewDelivery;
@@ -154,10 +155,7 @@ impl ReplayStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if cancelled.rows_affected() == 1 {
-            sqlx::query("DELETE FROM deliveries WHERE replay_id = ? AND status = 'pending'")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            delivery_tx::drop_unsent_replay_jobs(&mut *tx, id).await?;
         }
         let row: Option<ReplayRow> =
             sqlx::query_as(&format!("SELECT {REPLAY_FIELDS} FROM replays WHERE id = ?"))

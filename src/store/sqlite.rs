@@ -8,9 +8,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::batch::{decode_event, decode_rows, encode_event, outcomes, plan};
+use super::delivery_sqlite::insert_jobs;
 use super::query::MAX_WALK;
-use super::{AppendOutcome, EventPage, EventQuery, EventStore, ScanPage, StoreError, TimeRange};
+use super::{
+    AppendOutcome, EventPage, EventQuery, EventStore, ScanPage, StoreError, TimeRange,
+    jobs_of_created,
+};
 use crate::broker::EmbeddedBroker;
+use crate::delivery::NewDelivery;
 use crate::events::Event;
 use crate::sqlite::SqliteDb;
 
@@ -143,27 +148,34 @@ async fn insert_fresh(
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, events: Vec<Event>) -> Result<Vec<AppendOutcome>, StoreError> {
+    async fn append_with_deliveries(
+        &self,
+        events: Vec<Event>,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
         let (mut fresh, slots) = plan(events);
         let bodies = fresh
             .iter()
             .map(encode_event)
             .collect::<Result<Vec<_>, _>>()?;
         let streamed = self.stream.is_some();
-        // One statement commits on its own; more chunks share a transaction.
-        let stored_before = if fresh.len() > INSERT_CHUNK {
+        // One statement commits on its own; more chunks, or jobs, share a transaction.
+        let outcomes = if fresh.len() > INSERT_CHUNK || !deliveries.is_empty() {
             let mut tx = self.db.writer.begin().await?;
             let stored = insert_fresh(&mut tx, &mut fresh, &bodies, streamed).await?;
+            let outcomes = outcomes(slots, &fresh, &stored);
+            insert_jobs(&mut tx, &jobs_of_created(&outcomes, deliveries)).await?;
             tx.commit().await?;
-            stored
+            outcomes
         } else {
             let mut conn = self.db.writer.acquire().await?;
-            insert_fresh(&mut conn, &mut fresh, &bodies, streamed).await?
+            let stored = insert_fresh(&mut conn, &mut fresh, &bodies, streamed).await?;
+            outcomes(slots, &fresh, &stored)
         };
         if let Some(broker) = &self.stream {
             broker.wake_readers();
         }
-        Ok(outcomes(slots, &fresh, &stored_before))
+        Ok(outcomes)
     }
 
     fn publishes_on_append(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Shared test fixtures: an EventFlow instance on a free port with its own database file.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod ordered;
 pub mod process;
 pub mod proxy;
 pub mod python;
@@ -30,6 +31,44 @@ pub struct TestServer {
     config: Config,
     _redis: Option<services::PrivateRedis>,
     _dir: TempDir,
+}
+
+/// A client of an EventFlow API: an in-process [`TestServer`] or a child process.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Client for requests.
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    /// The API of a process listening on 127.0.0.1:`port`.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: http_client(),
+        }
+    }
+
+    /// Sends `method` to `path` with an optional JSON body; returns status and JSON body
+    /// (`null` when there is none).
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("a JSON body")
+        };
+        (status, json)
+    }
 }
 
 /// True when the tests run on PostgreSQL and Redis instead of the embedded backends.
@@ -158,20 +197,15 @@ impl TestServer {
     /// Sends `method` to `path` with an optional JSON body; returns status and JSON body
     /// (`null` when there is none).
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(body) = body {
-            request = request.json(body);
+        self.api().call(method, path, body).await
+    }
+
+    /// A client of this instance's API.
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: self.client.clone(),
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("a JSON body")
-        };
-        (status, json)
     }
 
     /// The process's `/metrics` text.

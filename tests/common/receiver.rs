@@ -48,9 +48,14 @@ impl Received {
     }
 }
 
+/// How a scripted receiver answers one request: its status, after how long.
+pub type Script = Arc<dyn Fn(&Received) -> (u16, Duration) + Send + Sync>;
+
 struct Shared {
     mode: Mutex<Mode>,
+    script: Mutex<Option<Script>>,
     received: Mutex<Vec<Received>>,
+    in_flight: Mutex<(usize, usize)>,
 }
 
 /// A running receiver.
@@ -65,7 +70,9 @@ impl Receiver {
     pub async fn start(mode: Mode) -> Self {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
+            script: Mutex::new(None),
             received: Mutex::new(Vec::new()),
+            in_flight: Mutex::new((0, 0)),
         });
         let app = Router::new().fallback(answer).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,9 +81,27 @@ impl Receiver {
         Self { url, shared }
     }
 
+    /// Starts a receiver that answers each request as `script` says.
+    pub async fn scripted(script: Script) -> Self {
+        let receiver = Self::start(Mode::Accept).await;
+        receiver.script(script);
+        receiver
+    }
+
     /// Answers as `mode` from now on.
     pub fn set(&self, mode: Mode) {
+        *self.shared.script.lock().unwrap() = None;
         *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// Answers as `script` says from now on.
+    pub fn script(&self, script: Script) {
+        *self.shared.script.lock().unwrap() = Some(script);
+    }
+
+    /// The most requests it has had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.lock().unwrap().1
     }
 
     /// Every request so far.
@@ -100,11 +125,24 @@ async fn answer(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             )
         })
         .collect();
-    shared.received.lock().unwrap().push(Received {
+    let received = Received {
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
-    });
+    };
+    shared.received.lock().unwrap().push(received.clone());
+    let script = shared.script.lock().unwrap().clone();
+    if let Some(script) = script {
+        let (status, after) = script(&received);
+        {
+            let mut in_flight = shared.in_flight.lock().unwrap();
+            in_flight.0 += 1;
+            in_flight.1 = in_flight.1.max(in_flight.0);
+        }
+        tokio::time::sleep(after).await;
+        shared.in_flight.lock().unwrap().0 -= 1;
+        return (StatusCode::from_u16(status).unwrap(), "scripted").into_response();
+    }
     let mode = *shared.mode.lock().unwrap();
     match mode {
         Mode::Accept => StatusCode::NO_CONTENT.into_response(),

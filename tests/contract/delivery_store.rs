@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use eventflow::delivery::{
-    AttemptRecord, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob, NewDelivery, NextStep,
-    PreviousSecret,
+    AttemptRecord, CreatedJobs, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob,
+    NewDelivery, NextStep, PreviousSecret,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -21,6 +21,7 @@ fn handler_letter(event_id: &str) -> DeadLetter {
         subscription_id: None,
         delivery_id: None,
         handler: Some("audit".into()),
+        ordering_key: None,
         error: "boom".into(),
         status_code: None,
         response_body: None,
@@ -93,18 +94,25 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts(ba
     let created = store
         .create_deliveries(&[first.clone(), second.clone()])
         .await;
+    let created = created.unwrap();
     assert_eq!(
-        created.unwrap(),
+        created.created,
         [first.id.clone(), second.id.clone()],
         "{name}"
+    );
+    let ready: Vec<_> = created.ready.iter().map(|job| job.id.clone()).collect();
+    assert_eq!(
+        ready, created.created,
+        "{name}: new unordered jobs are ready"
     );
     // An event consumed again creates no second job for the same subscription.
     let again = [
         NewDelivery::new("evt-1", sub, at(60)),
         NewDelivery::new("evt-2", sub, at(60)),
     ];
-    assert!(
-        store.create_deliveries(&again).await.unwrap().is_empty(),
+    assert_eq!(
+        store.create_deliveries(&again).await.unwrap(),
+        CreatedJobs::default(),
         "{name}"
     );
 
@@ -157,11 +165,16 @@ async fn delivery_store_keeps_one_job_per_pair_leases_it_and_records_attempts(ba
             NextStep::DeadLetter(Box::new(letter.clone())),
         ),
     ];
-    let recorded = store.record_attempts(&records).await.unwrap();
-    assert_eq!(recorded, [first.id.clone(), second.id.clone()], "{name}");
+    let recorded = store.record_attempts(&records, at(62)).await.unwrap();
+    assert_eq!(
+        recorded.recorded,
+        [first.id.clone(), second.id.clone()],
+        "{name}"
+    );
+    assert!(recorded.successors.is_empty(), "{name}");
     // A copy sent again after its lease ran out finds the job moved on: nothing recorded.
-    let stale = store.record_attempts(&records[..1]).await.unwrap();
-    assert!(stale.is_empty(), "{name}");
+    let stale = store.record_attempts(&records[..1], at(62)).await.unwrap();
+    assert!(stale.recorded.is_empty(), "{name}");
     let log = store.attempts(sub, None, None, 10).await.unwrap();
     assert_eq!(log.attempts.len(), 2, "{name}");
     assert_eq!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, RedisBroker, StreamMessage};
-use eventflow::delivery::{DeliveryStore, StoredSubscription, Subscription};
+use eventflow::delivery::{DeliveryOrdering, DeliveryStore, StoredSubscription, Subscription};
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::ReplayStore;
 use eventflow::sqlite::SqliteDb;
@@ -46,6 +46,7 @@ macro_rules! contract_tests {
 mod broker;
 mod delivery_store;
 mod event_store;
+mod ordered_delivery;
 mod replay_store;
 
 /// One backend under test; the directory lives as long as it.
@@ -139,6 +140,10 @@ fn subscription(name: &str) -> StoredSubscription {
             name: name.into(),
             event_types: vec!["order.*".into(), "user.created".into()],
             webhook_url: "https://example.com/hook".into(),
+            ordering: DeliveryOrdering::None,
+            rate_limit: None,
+            max_in_flight: 32,
+            held_until: None,
             enabled: true,
             disabled_reason: None,
             created_at: at(0),

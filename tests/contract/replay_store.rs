@@ -160,7 +160,11 @@ async fn replay_deliveries_are_their_own_jobs_and_cancelling_drops_the_pending_o
         .create_deliveries(&[live.clone(), replayed.clone(), again])
         .await
         .unwrap();
-    assert_eq!(created, [live.id.clone(), replayed.id.clone()], "{name}");
+    assert_eq!(
+        created.created,
+        [live.id.clone(), replayed.id.clone()],
+        "{name}"
+    );
     let mut claimed = deliveries.claim_due(at(1), at(1), 10).await.unwrap();
     claimed.sort_by_key(|job| job.replay_id.is_some());
     let replay_ids: Vec<_> = claimed.iter().map(|job| job.replay_id.clone()).collect();
