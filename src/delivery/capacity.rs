@@ -3,9 +3,10 @@
 //! Each process records in the store what it holds (may have in flight) and wants (in flight plus
 //! waiting), under a lease it renews; a process that dies stops counting when its lease runs out.
 //! A process negotiates under a per-endpoint lock, so the holdings never add up to more than the
-//! limit. A process keeps what it holds while nobody else goes short, so that one process on its
-//! own keeps the whole capacity without asking again; when another process wants more than it
-//! holds, each keeps at most its fair share. The alternative, a counter taken and given back in
+//! limit. While nobody else goes short a process gets at least its fair share at once (one
+//! process on its own, the whole capacity) and keeps what it holds, so that a burst does not wait
+//! for another negotiation; when another process wants more than it holds, each keeps at most its
+//! fair share. The alternative, a counter taken and given back in
 //! the store around every request, costs two writes per delivery.
 
 use chrono::{DateTime, Utc};
@@ -40,15 +41,23 @@ pub struct CapacityHolder {
     pub wanted: u32,
 }
 
-/// What the claiming process may have in flight: what it holds or wants, within what the others'
-/// holdings leave free; at most its fair share (the limit divided among the processes that want
-/// any) while another process wants more than it holds.
+/// What the claiming process may have in flight, within what the others' holdings leave free:
+/// while nobody else is short, what it holds or wants and, if it wants any, at least its fair
+/// share of the limit among every live claimant (a process on its own gets the whole limit at once, so that a burst
+/// never waits for another negotiation); while another process wants more than it holds, at most
+/// its fair share among the processes that want any.
 pub fn grant_capacity(claim: &CapacityClaim<'_>, others: &[CapacityHolder]) -> u32 {
     let others_held: u32 = others.iter().map(|other| other.held).sum();
     let free = claim.limit.saturating_sub(others_held);
     let short = others.iter().any(|other| other.wanted > other.held);
     if !short {
-        return free.min(claim.held.max(claim.wanted));
+        // An idle process (wanting none, holding none) takes nothing, and stops renewing.
+        let share = if claim.wanted > 0 {
+            claim.limit.div_ceil(1 + others.len() as u32)
+        } else {
+            0
+        };
+        return free.min(claim.held.max(claim.wanted).max(share));
     }
     let wanting = 1 + others.iter().filter(|other| other.wanted > 0).count() as u32;
     let fair = claim.limit.div_ceil(wanting);
@@ -78,8 +87,12 @@ mod tests {
 
     #[test]
     fn a_lone_process_gets_and_keeps_the_whole_capacity() {
-        assert_eq!(grant_capacity(&claim(32, 0, 5), &[]), 5);
+        assert_eq!(grant_capacity(&claim(32, 0, 5), &[]), 32);
         assert_eq!(grant_capacity(&claim(32, 0, 50), &[]), 32);
+        // An idle one takes nothing.
+        assert_eq!(grant_capacity(&claim(32, 0, 0), &[]), 0);
+        // Beside a process that wants little, at least half, at once.
+        assert_eq!(grant_capacity(&claim(32, 0, 1), &[holder(4, 2)]), 16);
         // Quieter now, but nobody else wants any: it keeps what it holds.
         assert_eq!(grant_capacity(&claim(32, 32, 1), &[]), 32);
     }
