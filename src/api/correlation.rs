@@ -60,14 +60,19 @@ pub async fn correlate(
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid_traceparent(v))
         .map(str::to_string);
+    let trace = traceparent
+        .as_deref()
+        .and_then(trace_id)
+        .map(str::to_string);
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id = %id,
-        trace_id = traceparent.as_deref().and_then(trace_id).unwrap_or_default(),
+        trace_id = trace.as_deref().unwrap_or_default(),
         event_id = tracing::field::Empty,
     );
+    let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -76,22 +81,26 @@ pub async fn correlate(
     request.extensions_mut().insert(CorrelationId(id.clone()));
     request.extensions_mut().insert(TraceParent(traceparent));
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span).await;
     let status = response.status().as_u16();
     let key = response
         .extensions()
         .get::<KeyName>()
         .map(|key| key.0.as_str());
-    span.in_scope(|| {
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
-            tracing::error!(route, status, latency_ms, api_key = key, "request failed");
-        } else if access_log {
-            tracing::info!(route, status, latency_ms, api_key = key, "request");
-        } else {
-            tracing::debug!(route, status, latency_ms, api_key = key, "request");
-        }
-    });
+    // The access line carries its own fields rather than the request's span: the JSON format
+    // would serialize the span's fields again for every line, which doubled its cost.
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (method, trace) = (method.as_str(), trace.as_deref());
+    if status >= 500 {
+        tracing::error!(method, route, status, latency_ms, correlation_id = %id,
+                        trace_id = trace, api_key = key, "request failed");
+    } else if access_log {
+        tracing::info!(method, route, status, latency_ms, correlation_id = %id,
+                       trace_id = trace, api_key = key, "request");
+    } else {
+        tracing::debug!(method, route, status, latency_ms, correlation_id = %id,
+                        trace_id = trace, api_key = key, "request");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_CORRELATION_ID, value);
     }
