@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod cesql;
 pub mod config;
 pub mod delivery;
 pub mod demo;
