@@ -39,6 +39,9 @@ pub enum ApiError {
     /// The request is well-formed JSON but its content is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// Parts of the request body are not acceptable: each with the JSON pointer of where.
+    #[error("{}", .0.iter().map(|v| format!("{}: {}", v.pointer, v.detail)).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<Violation>),
     /// No API key, or one that is not valid.
     #[error("{0}")]
     Unauthorized(String),
@@ -77,7 +80,7 @@ pub struct Problem {
     pub status: u16,
     /// What exactly went wrong.
     pub detail: String,
-    /// Each violation, for invalid events.
+    /// Each violation, for invalid events and invalid filters: a JSON pointer and what is wrong.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<Violation>,
 }
@@ -102,7 +105,7 @@ impl ApiError {
                 "invalid-event",
                 "Invalid event",
             ),
-            Self::Invalid(_) => (
+            Self::Invalid(_) | Self::InvalidFields(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-request",
                 "Invalid request",
@@ -144,6 +147,7 @@ impl ApiError {
             detail: self.to_string(),
             errors: match self {
                 Self::InvalidEvent(invalid) => invalid.0.clone(),
+                Self::InvalidFields(violations) => violations.clone(),
                 _ => Vec::new(),
             },
         }

@@ -16,9 +16,10 @@ use super::problem::{
 };
 use super::{ApiContext, path_segment};
 use crate::delivery::{
-    DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, GuardError, PreviousSecret,
+    DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, Filters, GuardError, PreviousSecret,
     SigningSecret, StoredSubscription, Subscription, validate_patterns, vet_webhook_url,
 };
+use crate::events::Violation;
 
 /// Now, to the microsecond the store keeps.
 fn now_in_micros() -> chrono::DateTime<Utc> {
@@ -60,6 +61,11 @@ pub struct NewSubscription {
     secret: Option<String>,
     /// Deliver at once (default true).
     enabled: Option<bool>,
+    /// CloudEvents Subscriptions API filters, all of which an event must pass: `{"exact":
+    /// {attribute: value}}`, `prefix`, `suffix`, `{"all": [...]}`, `{"any": [...]}`, `{"not":
+    /// {...}}`, `{"sql": "CESQL expression"}`; attributes include `data.<field>` paths.
+    #[schema(value_type = Option<Vec<Object>>)]
+    filters: Option<Vec<serde_json::Value>>,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted (default `none`: deliveries are independent).
     ordering: Option<DeliveryOrdering>,
@@ -86,6 +92,9 @@ pub struct SubscriptionChanges {
     secret: Option<String>,
     /// Pause (false) or resume (true) deliveries; resuming clears `disabled_reason`.
     enabled: Option<bool>,
+    /// The filters, replacing the previous ones (`[]` removes them).
+    #[schema(value_type = Option<Vec<Object>>)]
+    filters: Option<Vec<serde_json::Value>>,
     /// `none` or `partition_key`; switching to `none` releases every waiting delivery at once.
     ordering: Option<DeliveryOrdering>,
     /// Deliveries per second over all processes; `null` removes the limit.
@@ -233,6 +242,7 @@ pub async fn create_subscription(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let new: NewSubscription = decode_json(&body)?;
+    let filters = compile_filters(new.filters.unwrap_or_default())?;
     let generated = new.secret.is_none().then(SigningSecret::generate);
     let secret = new.secret.or_else(|| generated.clone()).unwrap_or_default();
     let now = now_in_micros();
@@ -242,6 +252,7 @@ pub async fn create_subscription(
             name: new.name,
             event_types: new.event_types,
             webhook_url: new.webhook_url,
+            filters,
             ordering: new.ordering.unwrap_or_default(),
             rate_limit: new.rate_limit,
             max_in_flight: new.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
@@ -337,6 +348,7 @@ pub async fn update_subscription(
     RawBody(body): RawBody,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let changes: SubscriptionChanges = decode_json(&body)?;
+    let filters = changes.filters.map(compile_filters).transpose()?;
     let mut stored = find(&ctx, &id).await?;
     let url_changed = changes.webhook_url.is_some();
     let subscription = &mut stored.subscription;
@@ -348,6 +360,9 @@ pub async fn update_subscription(
     }
     if let Some(url) = changes.webhook_url {
         subscription.webhook_url = url;
+    }
+    if let Some(filters) = filters {
+        subscription.filters = filters;
     }
     if let Some(enabled) = changes.enabled {
         subscription.enabled = enabled;
@@ -507,6 +522,16 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Checks every field of a subscription; the URL (which may need a DNS lookup) only when new.
+/// Compiles a request's filters, or refuses them with the pointer of what is wrong in the body.
+fn compile_filters(source: Vec<serde_json::Value>) -> Result<Filters, ApiError> {
+    Filters::compile(source).map_err(|err| {
+        ApiError::InvalidFields(vec![Violation::new(
+            format!("/filters{}", err.pointer),
+            err.detail,
+        )])
+    })
+}
+
 async fn validate(
     ctx: &ApiContext,
     stored: &StoredSubscription,

@@ -97,6 +97,16 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
                 while i < bytes.len() && is_word_byte(bytes[i]) {
                     i += 1;
                 }
+                // EventFlow's extension: `data.field.field` is one identifier, a path into the
+                // event's JSON data.
+                if src[start..i].eq_ignore_ascii_case("data") {
+                    while i + 1 < bytes.len() && bytes[i] == b'.' && is_word_byte(bytes[i + 1]) {
+                        i += 1;
+                        while i < bytes.len() && is_word_byte(bytes[i]) {
+                            i += 1;
+                        }
+                    }
+                }
                 let text = &src[start..i];
                 let tok = if text.bytes().all(|c| c.is_ascii_digit()) {
                     Tok::Int(text.parse::<u64>().ok())

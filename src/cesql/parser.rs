@@ -396,9 +396,15 @@ impl Parser {
     }
 
     /// Validates an attribute identifier (`[a-zA-Z0-9]+`) at the current
-    /// token and returns it lowercased.
+    /// token and returns it lowercased; a `data.` path (EventFlow's
+    /// extension) keeps the case of its fields.
     fn attribute_name(&self, word: &str) -> Result<String, ParseError> {
-        if word.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let data_path = word
+            .split_once('.')
+            .filter(|(head, _)| head.eq_ignore_ascii_case("data"));
+        if let Some((_, path)) = data_path {
+            Ok(format!("data.{path}"))
+        } else if word.bytes().all(|b| b.is_ascii_alphanumeric()) {
             Ok(word.to_ascii_lowercase())
         } else {
             Err(invalid_name(self.position(), "attribute", word))

@@ -55,9 +55,7 @@ impl Handler for WebhookFanout {
         };
         let jobs: Vec<NewDelivery> = subscriptions
             .iter()
-            .filter(|stored| {
-                stored.subscription.enabled && stored.subscription.matches(event.event_type())
-            })
+            .filter(|stored| stored.subscription.enabled && stored.subscription.accepts(event))
             .map(|stored| NewDelivery::of(event, &stored.subscription, due))
             .collect();
         if jobs.is_empty() {

@@ -8,6 +8,7 @@ mod dead_letter;
 mod directory;
 mod dispatcher;
 mod fanout;
+mod filter;
 mod job;
 mod job_writer;
 mod ordering;
@@ -25,6 +26,7 @@ pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuer
 pub use directory::SubscriptionDirectory;
 pub use dispatcher::{Dispatcher, DispatcherSettings, DispatcherTasks};
 pub use fanout::WebhookFanout;
+pub use filter::{FilterError, Filters};
 pub use job::{
     AttemptPage, AttemptRecord, CreatedJobs, DeliveryAttempt, DeliveryJob, NewDelivery, NextStep,
     RecordedAttempts,

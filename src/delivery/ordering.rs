@@ -87,7 +87,7 @@ pub fn ordered_jobs(
     let mut jobs = Vec::new();
     for event in events {
         for subscription in &ordered {
-            if event.metadata.partition_key.is_some() && subscription.matches(event.event_type()) {
+            if event.metadata.partition_key.is_some() && subscription.accepts(event) {
                 jobs.push(NewDelivery::of(event, subscription, due));
             }
         }

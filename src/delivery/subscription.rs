@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::DeliveryOrdering;
+use super::{DeliveryOrdering, Filters};
+use crate::events::Event;
 
 /// Longest event-type pattern.
 const MAX_PATTERN_LEN: usize = 256;
@@ -24,6 +25,10 @@ pub struct Subscription {
     pub event_types: Vec<String>,
     /// Where deliveries are POSTed.
     pub webhook_url: String,
+    /// CloudEvents Subscriptions API filters (`exact`, `prefix`, `suffix`, `all`, `any`, `not`,
+    /// `sql`): an event of the subscribed types is delivered only when every one is true.
+    #[schema(value_type = Vec<Object>)]
+    pub filters: Filters,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted; `none` (default): deliveries are independent.
     pub ordering: DeliveryOrdering,
@@ -53,6 +58,11 @@ impl Subscription {
         self.event_types
             .iter()
             .any(|pattern| pattern_matches(pattern, event_type))
+    }
+
+    /// True when `event` is one to deliver: its type matches and it passes every filter.
+    pub fn accepts(&self, event: &Event) -> bool {
+        self.matches(event.event_type()) && self.filters.matches(event)
     }
 }
 

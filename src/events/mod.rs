@@ -1,5 +1,6 @@
 //! Events: the CloudEvents envelope, the catalog of known types, parsing and the factory.
 
+mod attributes;
 mod builder;
 pub mod catalog;
 mod envelope;
@@ -10,6 +11,7 @@ mod invalid;
 pub mod routing;
 pub mod trace;
 
+pub use attributes::{DATA_PATH_PREFIX, EventAttributes};
 pub use builder::EventBuilder;
 pub use catalog::KnownPayload;
 pub use envelope::{CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SPEC_VERSION};

@@ -293,7 +293,7 @@ fn jobs_for<'a>(
     let now = Utc::now();
     targets
         .iter()
-        .filter(|s| s.matches(event.event_type()))
+        .filter(|s| s.accepts(event))
         .map(move |s| NewDelivery::of(event, s, now).for_replay(&replay.id))
 }
 

@@ -7,7 +7,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::StoreError;
 use crate::delivery::{
     AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
-    DeliveryJob, DeliveryOrdering, KeyState, NextStep, OrderingKey, PreviousSecret,
+    DeliveryJob, DeliveryOrdering, Filters, KeyState, NextStep, OrderingKey, PreviousSecret,
     StoredSubscription, Subscription,
 };
 
@@ -91,6 +91,7 @@ pub(super) struct SubscriptionRow {
     rate_limit: Option<i32>,
     max_in_flight: i32,
     held_until_us: i64,
+    filters: String,
 }
 
 impl SubscriptionRow {
@@ -103,12 +104,19 @@ impl SubscriptionRow {
             .map_err(|err| corrupt(format!("event_types: {err}")))?;
         let ordering = DeliveryOrdering::parse(&self.ordering)
             .ok_or_else(|| corrupt(format!("unknown ordering {}", self.ordering)))?;
+        let filters = serde_json::from_str(&self.filters)
+            .map_err(|err| corrupt(format!("filters: {err}")))
+            .and_then(|source| {
+                Filters::compile(source)
+                    .map_err(|err| corrupt(format!("filters at {}: {err}", err.pointer)))
+            })?;
         Ok(StoredSubscription {
             subscription: Subscription {
                 id: self.id,
                 name: self.name,
                 event_types,
                 webhook_url: self.webhook_url,
+                filters,
                 ordering,
                 rate_limit: self.rate_limit.and_then(|rate| u32::try_from(rate).ok()),
                 max_in_flight: u32::try_from(self.max_in_flight).unwrap_or(1),
@@ -133,6 +141,11 @@ impl SubscriptionRow {
 /// The event-type patterns of a subscription as stored.
 pub(super) fn encode_patterns(subscription: &Subscription) -> String {
     serde_json::Value::from(subscription.event_types.clone()).to_string()
+}
+
+/// A subscription's filters as the `filters` column keeps them: the JSON array as given.
+pub(super) fn encode_filters(subscription: &Subscription) -> String {
+    serde_json::Value::from(subscription.filters.source().to_vec()).to_string()
 }
 
 /// A `dead_letters` row.

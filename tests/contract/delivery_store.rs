@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use eventflow::delivery::{
-    AttemptRecord, CreatedJobs, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob,
+    AttemptRecord, CreatedJobs, DeadLetter, DeadLetterKind, DeadLetterQuery, DeliveryJob, Filters,
     NewDelivery, NextStep, PreviousSecret,
 };
 use serde_json::json;
@@ -48,6 +48,11 @@ async fn delivery_store_keeps_subscriptions(backend: Backend) {
     );
 
     stored.subscription.name = "renamed".into();
+    let filters = vec![
+        json!({"exact": {"subject": "eu-1"}}),
+        json!({"any": [{"sql": "data.total > 100"}, {"not": {"prefix": {"type": "x."}}}]}),
+    ];
+    stored.subscription.filters = Filters::compile(filters).unwrap();
     stored.secret = "another secret".into();
     // A rotation keeps the previous secret, with the end of its overlap.
     stored.previous = Some(PreviousSecret {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, RedisBroker, StreamMessage};
-use eventflow::delivery::{DeliveryOrdering, DeliveryStore, StoredSubscription, Subscription};
+use eventflow::delivery::{
+    DeliveryOrdering, DeliveryStore, Filters, StoredSubscription, Subscription,
+};
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::ReplayStore;
 use eventflow::sqlite::SqliteDb;
@@ -140,6 +142,7 @@ fn subscription(name: &str) -> StoredSubscription {
             name: name.into(),
             event_types: vec!["order.*".into(), "user.created".into()],
             webhook_url: "https://example.com/hook".into(),
+            filters: Filters::default(),
             ordering: DeliveryOrdering::None,
             rate_limit: None,
             max_in_flight: 32,

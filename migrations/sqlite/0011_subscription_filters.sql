@@ -1,0 +1,3 @@
+-- Subscription filters: the CloudEvents Subscriptions API's array of dialect objects, as given
+-- (JSON); an event is delivered when every one of them is true.
+ALTER TABLE subscriptions ADD COLUMN filters TEXT NOT NULL DEFAULT '[]';
