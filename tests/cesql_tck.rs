@@ -1,9 +1,13 @@
 //! Runs the official CloudEvents SQL TCK (vendored in tests/cesql-tck/, see
-//! the NOTICE there) against the cesql module: every case must produce the
-//! expected value and exactly the expected error kind (or no error).
+//! the NOTICE there) against the cesql module, and again through `POST
+//! /api/v1/filters/evaluate`: every case must produce the expected value and
+//! exactly the expected error kind (or no error).
+
+mod common;
 
 use std::path::Path;
 
+use common::TestServer;
 use eventflow::cesql::{Expression, Value};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -108,8 +112,8 @@ fn run_case(case: &Case) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn cesql_tck() {
+/// Every case of the vendored TCK, with the name of its suite.
+fn cases() -> Vec<(String, Case)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cesql-tck");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -119,31 +123,88 @@ fn cesql_tck() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no TCK files in {}", dir.display());
-
-    let (mut total, mut failures) = (0, Vec::new());
+    let mut cases = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file)
             .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
         let suite: Suite = serde_yaml_ng::from_str(&text)
             .unwrap_or_else(|e| panic!("parsing {}: {e}", file.display()));
-        for case in &suite.tests {
-            total += 1;
-            if let Err(why) = run_case(case) {
-                failures.push(format!(
-                    "[{}] {} `{}`: {why}",
-                    suite.name, case.name, case.expression
-                ));
-            }
-        }
+        cases.extend(
+            suite
+                .tests
+                .into_iter()
+                .map(|case| (suite.name.clone(), case)),
+        );
     }
-    let passed = total - failures.len();
-    println!("CESQL TCK: {passed}/{total} cases passed");
+    assert_eq!(
+        cases.len(),
+        EXPECTED_CASES,
+        "TCK case count changed; update EXPECTED_CASES"
+    );
+    cases
+}
+
+/// Fails listing every case that `run` refused.
+fn report(outcomes: Vec<(String, &Case, Result<(), String>)>) {
+    let total = outcomes.len();
+    let failures: Vec<String> = outcomes
+        .into_iter()
+        .filter_map(|(suite, case, outcome)| {
+            outcome
+                .err()
+                .map(|why| format!("[{suite}] {} `{}`: {why}", case.name, case.expression))
+        })
+        .collect();
+    println!("CESQL TCK: {}/{total} cases passed", total - failures.len());
     for f in &failures {
         println!("  FAIL {f}");
     }
     assert!(failures.is_empty(), "{} TCK case(s) failed", failures.len());
-    assert_eq!(
-        total, EXPECTED_CASES,
-        "TCK case count changed; update EXPECTED_CASES"
+}
+
+#[test]
+fn cesql_tck() {
+    let cases = cases();
+    report(
+        cases
+            .iter()
+            .map(|(suite, case)| (suite.clone(), case, run_case(case)))
+            .collect(),
     );
+}
+
+/// Runs one case through the playground endpoint; `Err` describes the mismatch.
+async fn run_case_through_the_api(server: &TestServer, case: &Case) -> Result<(), String> {
+    let body = serde_json::json!({"expression": case.expression, "event": build_event(case)?});
+    let (status, answer) = server
+        .call("POST", "/api/v1/filters/evaluate", Some(&body))
+        .await;
+    if status != 200 {
+        return Err(format!("status {status}: {answer}"));
+    }
+    let kind = answer["error"]["kind"].as_str();
+    if kind != case.error.as_deref() {
+        return Err(format!("error: expected {:?}, got {answer}", case.error));
+    }
+    match &case.result {
+        Some(want) if answer["result"] != serde_json::to_value(want).unwrap() => {
+            Err(format!("result: expected {want:?}, got {answer}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[tokio::test]
+async fn cesql_tck_through_the_api() {
+    let server = TestServer::start().await;
+    let cases = cases();
+    let mut outcomes = Vec::new();
+    for (suite, case) in &cases {
+        outcomes.push((
+            suite.clone(),
+            case,
+            run_case_through_the_api(&server, case).await,
+        ));
+    }
+    report(outcomes);
 }

@@ -160,3 +160,69 @@ async fn a_replay_applies_the_filters_as_they_are_when_it_runs() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(received_ids(&receiver), [first, second]);
 }
+
+#[tokio::test]
+async fn the_playground_evaluates_filters_and_refuses_only_malformed_requests() {
+    let server = TestServer::start().await;
+    let event = json!({"specversion": "1.0", "id": "e-1", "source": "/shop", "type": "shop.checkout",
+                       "subject": "eu-1", "data": {"total": 150, "customer": {"tier": "gold"}}});
+    let evaluate = |body: Value| {
+        let server = &server;
+        async move {
+            server
+                .call("POST", "/api/v1/filters/evaluate", Some(&body))
+                .await
+        }
+    };
+    for (filters, matches) in [
+        (
+            json!([{"prefix": {"subject": "eu-"}}, {"sql": "data.total > 100"}]),
+            true,
+        ),
+        (
+            json!([{"exact": {"data.customer.tier": "platinum"}}]),
+            false,
+        ),
+        (
+            json!([{"not": {"exact": {"data.customer.tier": "platinum"}}}]),
+            true,
+        ),
+        (json!([]), true),
+    ] {
+        let (status, answer) = evaluate(json!({"filters": filters, "event": event})).await;
+        assert_eq!(
+            (status, &answer),
+            (200, &json!({"matches": matches})),
+            "{filters}"
+        );
+    }
+    let (status, answer) = evaluate(json!({"expression": "data.total * 2", "event": event})).await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({"result": 300, "error": null}))
+    );
+    let (status, answer) = evaluate(json!({"expression": "nope + 1", "event": event})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["error"]["kind"], "missingAttribute", "{answer}");
+
+    for (body, pointer) in [
+        (
+            json!({"expression": "true", "event": {"id": "x"}}),
+            "/event/specversion",
+        ),
+        (
+            json!({"expression": "true", "filters": [], "event": event}),
+            "",
+        ),
+        (
+            json!({"filters": [{"regex": {}}], "event": event}),
+            "/filters/0",
+        ),
+    ] {
+        let (status, problem) = evaluate(body.clone()).await;
+        assert_eq!(status, 422, "{body} → {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+    let (status, problem) = evaluate(json!({"expression": "true"})).await;
+    assert_eq!(status, 422, "a missing event: {problem}");
+}

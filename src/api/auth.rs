@@ -108,6 +108,7 @@ fn scope_of(method: &Method, path: &str) -> Scope {
         "/api/v1/dlq",
         "/api/v1/replays",
         "/api/v1/events/replay",
+        "/api/v1/filters",
     ];
     // Whole segments only: `/api/v1/events/replay-42` is an event, not the replay endpoint.
     let under = |prefix: &&str| {
@@ -155,6 +156,7 @@ mod tests {
             (Method::GET, "/api/v1/replays/rpl_1", Scope::Admin),
             (Method::GET, "/api/v1/subscriptions", Scope::Admin),
             (Method::DELETE, "/api/v1/dlq/x", Scope::Admin),
+            (Method::POST, "/api/v1/filters/evaluate", Scope::Admin),
             (Method::GET, "/api/v1/events/replay-42", Scope::EventsRead),
             (Method::GET, "/api/v1/dlqx", Scope::EventsRead),
         ];

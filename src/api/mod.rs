@@ -5,6 +5,7 @@ mod console;
 pub mod correlation;
 mod dlq;
 mod events;
+mod filters;
 mod health;
 mod http_metrics;
 pub mod keys;
@@ -121,6 +122,7 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
             "/api/v1/subscriptions/{id}/deliveries",
             get(subscriptions::list_deliveries),
         )
+        .route("/api/v1/filters/evaluate", post(filters::evaluate))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dlq", get(dlq::list_dead_letters))
         .route("/api/v1/dlq/retry", post(dlq::retry_dead_letters))

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         super::subscriptions::delete_subscription,
         super::subscriptions::rotate_secret,
         super::subscriptions::list_deliveries,
+        super::filters::evaluate,
         super::dlq::list_dead_letters,
         super::dlq::get_dead_letter,
         super::dlq::retry_dead_letter,

@@ -523,7 +523,7 @@ fn not_found(id: &str) -> ApiError {
 
 /// Checks every field of a subscription; the URL (which may need a DNS lookup) only when new.
 /// Compiles a request's filters, or refuses them with the pointer of what is wrong in the body.
-fn compile_filters(source: Vec<serde_json::Value>) -> Result<Filters, ApiError> {
+pub(super) fn compile_filters(source: Vec<serde_json::Value>) -> Result<Filters, ApiError> {
     Filters::compile(source).map_err(|err| {
         ApiError::InvalidFields(vec![Violation::new(
             format!("/filters{}", err.pointer),

@@ -14,7 +14,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::cesql::Expression;
+use crate::cesql::{Attributes, Expression};
 use crate::events::{DATA_PATH_PREFIX, Event, EventAttributes};
 
 /// Deepest nesting of `all`, `any` and `not`.
@@ -44,11 +44,14 @@ enum Filter {
 }
 
 impl Filter {
-    fn matches(&self, event: &EventAttributes<'_>) -> bool {
+    fn matches(&self, event: &dyn Attributes) -> bool {
+        // The dialects compare text: an integer or boolean attribute as its CESQL string form.
         let each = |pairs: &[(String, String)], test: fn(&str, &str) -> bool| {
-            pairs
-                .iter()
-                .all(|(name, value)| event.text(name).is_some_and(|actual| test(&actual, value)))
+            pairs.iter().all(|(name, value)| {
+                event
+                    .attribute(name)
+                    .is_some_and(|actual| test(&actual.to_string(), value))
+            })
         };
         match self {
             Self::Exact(pairs) => each(pairs, |actual, value| actual == value),
@@ -103,10 +106,12 @@ impl Filters {
 
     /// True when `event` passes every filter.
     pub fn matches(&self, event: &Event) -> bool {
-        let attributes = EventAttributes(event);
-        self.compiled
-            .iter()
-            .all(|filter| filter.matches(&attributes))
+        self.matches_attributes(&EventAttributes(event))
+    }
+
+    /// True when the event whose attributes `event` reads passes every filter.
+    pub fn matches_attributes(&self, event: &dyn Attributes) -> bool {
+        self.compiled.iter().all(|filter| filter.matches(event))
     }
 }
 

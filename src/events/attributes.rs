@@ -7,7 +7,7 @@
 //! attributes.
 
 use chrono::SecondsFormat;
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
 use super::Event;
 use crate::cesql::{Attributes, Value, json_to_value};
@@ -44,13 +44,20 @@ impl EventAttributes<'_> {
         }
         .filter(|value| !value.is_null())
     }
+}
 
-    /// The attribute `name` as the text the `exact`, `prefix` and `suffix` dialects compare.
-    pub fn text(&self, name: &str) -> Option<String> {
-        self.json(name).map(|value| match value {
-            Json::String(text) => text,
-            other => other.to_string(),
-        })
+/// A CloudEvent in its JSON format, as given (the filter playground's event): its members are
+/// the attributes, and `data.` paths read its `data`.
+pub struct CloudEventJson<'a>(pub &'a Map<String, Json>);
+
+impl Attributes for CloudEventJson<'_> {
+    fn attribute(&self, name: &str) -> Option<Value> {
+        match name.strip_prefix(DATA_PATH_PREFIX) {
+            Some(path) => data_field(self.0.get("data")?, path)
+                .filter(|value| !value.is_null())
+                .map(json_to_value),
+            None => self.0.attribute(name),
+        }
     }
 }
 
@@ -92,22 +99,25 @@ mod tests {
     fn context_attributes_and_extensions_read_as_their_json_form() {
         let event = event();
         let view = EventAttributes(&event);
-        assert_eq!(view.text("type").as_deref(), Some("shop.checkout"));
-        assert_eq!(view.text("subject").as_deref(), Some("eu-7"));
-        assert_eq!(view.text("partitionkey").as_deref(), Some("usr_1"));
-        assert_eq!(view.text("priority").as_deref(), Some("normal"));
-        assert_eq!(view.text("dataschema"), None);
+        assert_eq!(view.attribute("type"), Some(Value::from("shop.checkout")));
+        assert_eq!(view.attribute("subject"), Some(Value::from("eu-7")));
+        assert_eq!(view.attribute("partitionkey"), Some(Value::from("usr_1")));
+        assert_eq!(view.attribute("priority"), Some(Value::from("normal")));
+        assert_eq!(view.attribute("dataschema"), None);
     }
 
     #[test]
     fn data_paths_reach_into_objects_and_arrays() {
         let event = event();
         let view = EventAttributes(&event);
-        assert_eq!(view.text("data.order.id").as_deref(), Some("o-1"));
+        assert_eq!(view.attribute("data.order.id"), Some(Value::from("o-1")));
         assert_eq!(view.attribute("data.order.total"), Some(Value::Integer(42)));
         assert_eq!(view.attribute("data.paid"), Some(Value::Boolean(true)));
-        assert_eq!(view.text("data.order.lines.0.sku").as_deref(), Some("A"));
-        assert_eq!(view.text("data.order.missing"), None);
-        assert_eq!(view.text("data.paid.deeper"), None);
+        assert_eq!(
+            view.attribute("data.order.lines.0.sku"),
+            Some(Value::from("A"))
+        );
+        assert_eq!(view.attribute("data.order.missing"), None);
+        assert_eq!(view.attribute("data.paid.deeper"), None);
     }
 }

@@ -11,7 +11,7 @@ mod invalid;
 pub mod routing;
 pub mod trace;
 
-pub use attributes::{DATA_PATH_PREFIX, EventAttributes};
+pub use attributes::{CloudEventJson, DATA_PATH_PREFIX, EventAttributes};
 pub use builder::EventBuilder;
 pub use catalog::KnownPayload;
 pub use envelope::{CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SPEC_VERSION};
