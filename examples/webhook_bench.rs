@@ -4,14 +4,16 @@
 //! ```text
 //! webhook_bench drain   --api URL [--subscriptions N] [--events N] [--worker-cmd CMD]
 //!                       [--ordering none|partition_key] [--keys N] [--receiver-delay-ms MS]
-//!                       [--json FILE]
+//!                       [--filter half|all] [--json FILE]
 //! webhook_bench latency --api URL [--rate EVENTS_PER_SEC] [--duration SECONDS]
 //! ```
 //!
 //! `drain` posts the events first (in batches of 100), then runs `--worker-cmd` (a shell command
 //! that starts the worker processes) and reports how fast the deliveries arrive. With `--keys N`
 //! the events carry N partition keys in turn, and `--ordering partition_key` makes the
-//! subscriptions ordered by them; the receiver answers after `--receiver-delay-ms`; `--json`
+//! subscriptions ordered by them; `--filter half` gives every subscription a three-clause CESQL
+//! filter that half the events pass, `--filter all` one that every event passes (the filter's
+//! cost alone); the receiver answers after `--receiver-delay-ms`; `--json`
 //! also writes the figures to a file (for `scripts/bench.sh`). `latency` posts
 //! single events at a fixed rate (open loop) to one subscription and reports the time from each
 //! POST to its delivery. Used by `scripts/bench-webhooks.sh`.
@@ -75,8 +77,14 @@ struct Options {
     ordering: String,
     keys: usize,
     receiver_delay: Duration,
+    filter: Option<String>,
     json: Option<String>,
 }
+
+/// The filter of `--filter half`: three clauses, true for the events with an even `n`.
+const HALF_FILTER: &str = "type = 'bench.tick' AND source = 'bench' AND data.n % 2 = 0";
+/// The filter of `--filter all`: three clauses, true for every event.
+const ALL_FILTER: &str = "type = 'bench.tick' AND source = 'bench' AND data.n >= 0";
 
 fn options() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
@@ -91,6 +99,7 @@ fn options() -> anyhow::Result<Options> {
         ordering: "none".into(),
         keys: 0,
         receiver_delay: Duration::ZERO,
+        filter: None,
         json: None,
     };
     while let Some(flag) = args.next() {
@@ -110,6 +119,7 @@ fn options() -> anyhow::Result<Options> {
                 options.receiver_delay = Duration::from_millis(value.parse()?);
             }
             "--json" => options.json = Some(value),
+            "--filter" if value == "half" || value == "all" => options.filter = Some(value),
             other => bail!("unknown option {other}"),
         }
     }
@@ -136,6 +146,11 @@ async fn main() -> anyhow::Result<()> {
         // Only when asked for: a server from before ordered delivery refuses the field.
         if options.ordering != "none" {
             body["ordering"] = json!(options.ordering);
+        }
+        match options.filter.as_deref() {
+            Some("half") => body["filters"] = json!([{ "sql": HALF_FILTER }]),
+            Some(_) => body["filters"] = json!([{ "sql": ALL_FILTER }]),
+            None => {}
         }
         let response = client
             .post(format!("{}/api/v1/subscriptions", options.api))
@@ -201,7 +216,12 @@ async fn drain(options: &Options, client: &reqwest::Client, tally: &Tally) -> an
         ),
         None => None,
     };
-    let expected = (options.events * options.subscriptions) as u64;
+    let matching = if options.filter.as_deref() == Some("half") {
+        options.events.div_ceil(2)
+    } else {
+        options.events
+    };
+    let expected = (matching * options.subscriptions) as u64;
     while tally.deliveries.load(Ordering::Relaxed) < expected {
         if started.elapsed() > Duration::from_secs(600) {
             bail!(
@@ -218,6 +238,7 @@ async fn drain(options: &Options, client: &reqwest::Client, tally: &Tally) -> an
     if let Some(path) = &options.json {
         let report = json!({"deliveries": expected, "subscriptions": options.subscriptions,
                             "ordering": options.ordering, "keys": options.keys,
+                            "filter": options.filter, "events": options.events,
                             "receiver_delay_ms": options.receiver_delay.as_secs_f64() * 1000.0,
                             "deliveries_per_second": per_second, "seconds": spread});
         std::fs::write(path, report.to_string())?;

@@ -21,13 +21,17 @@ url="http://127.0.0.1:$port"
 # receiver listens on loopback.
 export REPLAY_RATE=0 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true
 
-# Drains stored events to one subscription with one worker process (examples/webhook_bench.rs)
-# for each "NAME ORDERING KEYS RECEIVER_DELAY_MS EVENTS" on stdin, into $results/$backend-drain-NAME.json.
+# Drains stored events with one worker process (examples/webhook_bench.rs) for each
+# "NAME SUBSCRIPTIONS ORDERING KEYS RECEIVER_DELAY_MS EVENTS [--filter half|all]" on stdin, into
+# $results/$backend-drain-NAME.json.
 drains() {
-    while read -r name ordering keys delay events; do
+    while read -r name subscriptions ordering keys delay events filter; do
+        filter=${filter:+--filter $filter}
         fresh_backend "$backend" "drain-$name"
         start serve --no-worker
-        "$examples_dir/webhook_bench" drain --api "$url" --events "$events" --ordering "$ordering" \
+        # shellcheck disable=SC2086 # $filter is one flag or none
+        "$examples_dir/webhook_bench" drain --api "$url" --subscriptions "$subscriptions" \
+            --events "$events" --ordering "$ordering" $filter \
             --keys "$keys" --receiver-delay-ms "$delay" --json "$results/$backend-drain-$name.json" \
             --worker-cmd "API_PORT=$((port + 1)) exec $bin worker start" >/dev/null
         echo "  drain $name: $(cat "$results/$backend-drain-$name.json")"
@@ -123,11 +127,16 @@ for backend in $backends; do
     pids=()
     # Ordered delivery: the same 20,000 events over 1,000 partition keys drained unordered and
     # ordered by key, then one and ten keys against a receiver that takes 1 ms to answer.
+    # Filters: 10 subscriptions, without filters, and with a three-clause CESQL filter that every
+    # event passes (the filter's cost alone), then one that half of them pass.
     drains <<'RUNS'
-unordered none 1000 0 20000
-ordered-1000 partition_key 1000 0 20000
-ordered-10 partition_key 10 1 10000
-ordered-1 partition_key 1 1 1000
+unordered 1 none 1000 0 20000
+ordered-1000 1 partition_key 1000 0 20000
+ordered-10 1 partition_key 10 1 10000
+ordered-1 1 partition_key 1 1 1000
+subscriptions-10 10 none 0 0 10000
+filtered-all-10 10 none 0 0 10000 all
+filtered-10 10 none 0 0 10000 half
 RUNS
     if [ "$backend" = embedded ]; then
         # Ingest again with the API alone (`serve --no-worker`): what the worker in the same

@@ -16,8 +16,9 @@ use super::problem::{
 };
 use super::{ApiContext, path_segment};
 use crate::delivery::{
-    DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, Filters, GuardError, PreviousSecret,
-    SigningSecret, StoredSubscription, Subscription, validate_patterns, vet_webhook_url,
+    ContentMode, DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, Filters, GuardError,
+    PreviousSecret, SigningSecret, StoredSubscription, Subscription, validate_patterns,
+    vet_webhook_url,
 };
 use crate::events::Violation;
 
@@ -66,6 +67,8 @@ pub struct NewSubscription {
     /// {...}}`, `{"sql": "CESQL expression"}`; attributes include `data.<field>` paths.
     #[schema(value_type = Option<Vec<Object>>)]
     filters: Option<Vec<serde_json::Value>>,
+    /// How deliveries carry the event: `json` (default), `structured` or `binary`.
+    content_mode: Option<ContentMode>,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted (default `none`: deliveries are independent).
     ordering: Option<DeliveryOrdering>,
@@ -95,6 +98,8 @@ pub struct SubscriptionChanges {
     /// The filters, replacing the previous ones (`[]` removes them).
     #[schema(value_type = Option<Vec<Object>>)]
     filters: Option<Vec<serde_json::Value>>,
+    /// `json`, `structured` or `binary`.
+    content_mode: Option<ContentMode>,
     /// `none` or `partition_key`; switching to `none` releases every waiting delivery at once.
     ordering: Option<DeliveryOrdering>,
     /// Deliveries per second over all processes; `null` removes the limit.
@@ -253,6 +258,7 @@ pub async fn create_subscription(
             event_types: new.event_types,
             webhook_url: new.webhook_url,
             filters,
+            content_mode: new.content_mode.unwrap_or_default(),
             ordering: new.ordering.unwrap_or_default(),
             rate_limit: new.rate_limit,
             max_in_flight: new.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
@@ -363,6 +369,9 @@ pub async fn update_subscription(
     }
     if let Some(filters) = filters {
         subscription.filters = filters;
+    }
+    if let Some(content_mode) = changes.content_mode {
+        subscription.content_mode = content_mode;
     }
     if let Some(enabled) = changes.enabled {
         subscription.enabled = enabled;

@@ -9,12 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use chrono::Utc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::SigningSecret;
+use super::content_mode::Encoding;
 use super::dead_letter::{MAX_RESPONSE_BODY, truncate};
 use super::url_guard::{check_resolved, is_public};
 
@@ -29,8 +29,8 @@ pub struct WebhookRequest<'a> {
     pub webhook_id: &'a str,
     /// The subscription's secrets: the current one, and the previous one during a rotation.
     pub secrets: &'a [SigningSecret],
-    /// The CloudEvent as JSON.
-    pub body: Bytes,
+    /// The event in the subscription's content mode: media type, `ce-*` headers, body.
+    pub encoding: Encoding<'a>,
     /// The event's correlation id.
     pub correlation_id: &'a str,
     /// The event's W3C trace context.
@@ -86,7 +86,7 @@ impl WebhookClient {
         let signature = request
             .secrets
             .iter()
-            .map(|secret| secret.sign(request.webhook_id, timestamp, &request.body))
+            .map(|secret| secret.sign(request.webhook_id, timestamp, &request.encoding.body))
             .collect::<Vec<_>>()
             .join(" ");
         let mut post = self.http.post(request.url);
@@ -96,13 +96,16 @@ impl WebhookClient {
         if let Some(traceparent) = request.traceparent {
             post = post.header(crate::events::trace::TRACEPARENT, traceparent);
         }
+        for (name, value) in request.encoding.headers {
+            post = post.header(name, value);
+        }
         let response = post
-            .header("content-type", "application/json")
+            .header("content-type", request.encoding.content_type)
             .header("webhook-id", request.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
             .header("x-correlation-id", request.correlation_id)
-            .body(request.body)
+            .body(request.encoding.body)
             .send()
             .await
             .map_err(|err| failure_without_answer(&err))?;

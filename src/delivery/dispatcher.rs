@@ -351,7 +351,7 @@ impl Inner {
                         url: &subscription.webhook_url,
                         webhook_id: &job.id,
                         secrets: &secrets,
-                        body: event.body.clone(),
+                        encoding: event.encoding(subscription.content_mode),
                         correlation_id: &event.correlation_id,
                         traceparent: event.traceparent.as_deref(),
                         replay_id: event.replay_id.as_deref(),
@@ -492,7 +492,6 @@ fn dead_letter(
     failure: Option<&Failure>,
     attempts: u32,
 ) -> NextStep {
-    let body = event.map(|e| e.body.as_ref()).unwrap_or_default();
     NextStep::DeadLetter(Box::new(DeadLetter {
         id: new_id(),
         kind: DeadLetterKind::Webhook,
@@ -510,7 +509,7 @@ fn dead_letter(
             .map(|b| truncate(b, MAX_RESPONSE_BODY).to_string()),
         attempts,
         failed_at: Utc::now(),
-        event: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        event: event.map_or(serde_json::Value::Null, PreparedEvent::structured),
     }))
 }
 

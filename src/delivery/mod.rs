@@ -4,6 +4,7 @@
 
 mod capacity;
 mod client;
+mod content_mode;
 mod dead_letter;
 mod directory;
 mod dispatcher;
@@ -22,6 +23,7 @@ mod url_guard;
 
 pub use capacity::{CapacityClaim, CapacityHolder, grant_capacity};
 pub use client::{innermost_cause, install_crypto_provider};
+pub use content_mode::ContentMode;
 pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery};
 pub use directory::SubscriptionDirectory;
 pub use dispatcher::{Dispatcher, DispatcherSettings, DispatcherTasks};

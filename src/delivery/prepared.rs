@@ -1,11 +1,11 @@
-//! The delivery form of an event: encoded once, shared by every subscription it goes to.
+//! The delivery form of an event: encoded once, in every content mode, shared by every
+//! subscription it goes to.
 
-use axum::body::Bytes;
-
+use super::content_mode::{ContentMode, EncodedEvent, Encoding};
 use crate::events::{CloudEvent, Event};
 use crate::replay::REPLAY_EXTENSION;
 
-/// An event ready to be delivered: its CloudEvent JSON, encoded once for every subscription.
+/// An event ready to be delivered: encoded once for every subscription.
 #[derive(Debug)]
 pub struct PreparedEvent {
     /// The event id.
@@ -18,13 +18,24 @@ pub struct PreparedEvent {
     pub correlation_id: String,
     /// Its W3C trace context, forwarded as `traceparent`.
     pub traceparent: Option<String>,
-    /// The request body: the CloudEvent in its JSON format.
-    pub body: Bytes,
+    /// The request in every content mode.
+    encoded: EncodedEvent,
     /// The replay it is delivered for, named in a header and in the body's extension.
     pub replay_id: Option<String>,
 }
 
 impl PreparedEvent {
+    /// What a delivery in `mode` sends.
+    pub fn encoding(&self, mode: ContentMode) -> Encoding<'_> {
+        self.encoded.encoding(mode)
+    }
+
+    /// The CloudEvent in its JSON format, as a dead letter keeps it.
+    pub fn structured(&self) -> serde_json::Value {
+        let body = self.encoded.encoding(ContentMode::Json).body;
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+    }
+
     /// The delivery form of `event`.
     pub fn of(event: &Event) -> Result<Self, serde_json::Error> {
         Self::encode(event, &event.envelope, None)
@@ -51,7 +62,7 @@ impl PreparedEvent {
             stream: event.metadata.stream.clone(),
             correlation_id: event.metadata.correlation_id.clone(),
             traceparent: event.traceparent().map(str::to_string),
-            body: Bytes::from(serde_json::to_vec(envelope)?),
+            encoded: EncodedEvent::of(event, envelope)?,
             replay_id: replay_id.map(str::to_string),
         })
     }

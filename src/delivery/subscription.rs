@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{DeliveryOrdering, Filters};
+use super::{ContentMode, DeliveryOrdering, Filters};
 use crate::events::Event;
 
 /// Longest event-type pattern.
@@ -29,6 +29,10 @@ pub struct Subscription {
     /// `sql`): an event of the subscribed types is delivered only when every one is true.
     #[schema(value_type = Vec<Object>)]
     pub filters: Filters,
+    /// How deliveries carry the event: `json` (default: the structured CloudEvent as
+    /// `application/json`), `structured` (as `application/cloudevents+json`) or `binary`
+    /// (`ce-*` headers, the data as the body).
+    pub content_mode: ContentMode,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted; `none` (default): deliveries are independent.
     pub ordering: DeliveryOrdering,

@@ -6,9 +6,9 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::StoreError;
 use crate::delivery::{
-    AttemptPage, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery, DeliveryAttempt,
-    DeliveryJob, DeliveryOrdering, Filters, KeyState, NextStep, OrderingKey, PreviousSecret,
-    StoredSubscription, Subscription,
+    AttemptPage, ContentMode, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery,
+    DeliveryAttempt, DeliveryJob, DeliveryOrdering, Filters, KeyState, NextStep, OrderingKey,
+    PreviousSecret, StoredSubscription, Subscription,
 };
 
 /// Status of a job still to be delivered.
@@ -92,6 +92,7 @@ pub(super) struct SubscriptionRow {
     max_in_flight: i32,
     held_until_us: i64,
     filters: String,
+    content_mode: String,
 }
 
 impl SubscriptionRow {
@@ -104,6 +105,8 @@ impl SubscriptionRow {
             .map_err(|err| corrupt(format!("event_types: {err}")))?;
         let ordering = DeliveryOrdering::parse(&self.ordering)
             .ok_or_else(|| corrupt(format!("unknown ordering {}", self.ordering)))?;
+        let content_mode = ContentMode::parse(&self.content_mode)
+            .ok_or_else(|| corrupt(format!("unknown content mode {}", self.content_mode)))?;
         let filters = serde_json::from_str(&self.filters)
             .map_err(|err| corrupt(format!("filters: {err}")))
             .and_then(|source| {
@@ -117,6 +120,7 @@ impl SubscriptionRow {
                 event_types,
                 webhook_url: self.webhook_url,
                 filters,
+                content_mode,
                 ordering,
                 rate_limit: self.rate_limit.and_then(|rate| u32::try_from(rate).ok()),
                 max_in_flight: u32::try_from(self.max_in_flight).unwrap_or(1),

@@ -35,7 +35,7 @@ const PRUNE_DELIVERIES: [&str; 4] = [
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
      disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us, ordering, \
-     rate_limit, max_in_flight, held_until_us, filters FROM subscriptions";
+     rate_limit, max_in_flight, held_until_us, filters, content_mode FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
      subscription_id, delivery_id, handler, ordering_key, error, status_code, response_body, \
@@ -52,7 +52,7 @@ pub(super) async fn insert_jobs(
 
 /// Binds what a subscription's insert and update both write, in this order: name, event_types,
 /// webhook_url, secret, enabled, disabled_reason, updated_us, previous_secret,
-/// previous_secret_until_us, ordering, rate_limit, max_in_flight, filters.
+/// previous_secret_until_us, ordering, rate_limit, max_in_flight, filters, content_mode.
 fn bind_settings<'q>(
     query: Query<'q, Sqlite, SqliteArguments<'q>>,
     stored: &'q StoredSubscription,
@@ -72,6 +72,7 @@ fn bind_settings<'q>(
         .bind(subscription.rate_limit.map(i64::from))
         .bind(i64::from(subscription.max_in_flight))
         .bind(encode_filters(subscription))
+        .bind(subscription.content_mode.as_str())
 }
 
 #[async_trait]
@@ -80,8 +81,8 @@ impl DeliveryStore for SqliteStore {
         let insert = sqlx::query(
             "INSERT INTO subscriptions (name, event_types, webhook_url, secret, enabled, \
              disabled_reason, updated_us, previous_secret, previous_secret_until_us, ordering, \
-             rate_limit, max_in_flight, filters, id, created_us) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             rate_limit, max_in_flight, filters, content_mode, id, created_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         bind_settings(insert, stored)
             .bind(&stored.subscription.id)
@@ -113,7 +114,7 @@ impl DeliveryStore for SqliteStore {
             "UPDATE subscriptions SET name = ?, event_types = ?, webhook_url = ?, secret = ?, \
              enabled = ?, disabled_reason = ?, updated_us = ?, previous_secret = ?, \
              previous_secret_until_us = ?, ordering = ?, rate_limit = ?, max_in_flight = ?, \
-             filters = ? WHERE id = ?",
+             filters = ?, content_mode = ? WHERE id = ?",
         );
         let result = bind_settings(update, stored)
             .bind(&stored.subscription.id)

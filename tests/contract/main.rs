@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, RedisBroker, StreamMessage};
 use eventflow::delivery::{
-    DeliveryOrdering, DeliveryStore, Filters, StoredSubscription, Subscription,
+    ContentMode, DeliveryOrdering, DeliveryStore, Filters, StoredSubscription, Subscription,
 };
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::ReplayStore;
@@ -143,6 +143,7 @@ fn subscription(name: &str) -> StoredSubscription {
             event_types: vec!["order.*".into(), "user.created".into()],
             webhook_url: "https://example.com/hook".into(),
             filters: Filters::default(),
+            content_mode: ContentMode::Json,
             ordering: DeliveryOrdering::None,
             rate_limit: None,
             max_in_flight: 32,
