@@ -17,8 +17,8 @@ use super::problem::{
 use super::{ApiContext, path_segment};
 use crate::delivery::{
     ContentMode, DEFAULT_MAX_IN_FLIGHT, DeliveryAttempt, DeliveryOrdering, Filters, GuardError,
-    PreviousSecret, SigningSecret, StoredSubscription, Subscription, validate_patterns,
-    vet_webhook_url,
+    PreviousSecret, SigningSecret, StaticHeaders, StoredSubscription, Subscription,
+    validate_patterns, vet_webhook_url,
 };
 use crate::events::Violation;
 
@@ -69,6 +69,10 @@ pub struct NewSubscription {
     filters: Option<Vec<serde_json::Value>>,
     /// How deliveries carry the event: `json` (default), `structured` or `binary`.
     content_mode: Option<ContentMode>,
+    /// Static headers sent with every delivery, `{name: value}` (at most 20; not hop-by-hop,
+    /// `host`, `content-type`, `content-length`, `webhook-*` or `ce-*`). Only the names are
+    /// ever shown.
+    headers: Option<std::collections::BTreeMap<String, String>>,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted (default `none`: deliveries are independent).
     ordering: Option<DeliveryOrdering>,
@@ -100,6 +104,8 @@ pub struct SubscriptionChanges {
     filters: Option<Vec<serde_json::Value>>,
     /// `json`, `structured` or `binary`.
     content_mode: Option<ContentMode>,
+    /// Static headers, replacing the previous ones (`{}` removes them).
+    headers: Option<std::collections::BTreeMap<String, String>>,
     /// `none` or `partition_key`; switching to `none` releases every waiting delivery at once.
     ordering: Option<DeliveryOrdering>,
     /// Deliveries per second over all processes; `null` removes the limit.
@@ -248,6 +254,7 @@ pub async fn create_subscription(
 ) -> Result<Response, ApiError> {
     let new: NewSubscription = decode_json(&body)?;
     let filters = compile_filters(new.filters.unwrap_or_default())?;
+    let headers = static_headers(new.headers.unwrap_or_default())?;
     let generated = new.secret.is_none().then(SigningSecret::generate);
     let secret = new.secret.or_else(|| generated.clone()).unwrap_or_default();
     let now = now_in_micros();
@@ -259,6 +266,7 @@ pub async fn create_subscription(
             webhook_url: new.webhook_url,
             filters,
             content_mode: new.content_mode.unwrap_or_default(),
+            headers,
             ordering: new.ordering.unwrap_or_default(),
             rate_limit: new.rate_limit,
             max_in_flight: new.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
@@ -355,6 +363,7 @@ pub async fn update_subscription(
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let changes: SubscriptionChanges = decode_json(&body)?;
     let filters = changes.filters.map(compile_filters).transpose()?;
+    let headers = changes.headers.map(static_headers).transpose()?;
     let mut stored = find(&ctx, &id).await?;
     let url_changed = changes.webhook_url.is_some();
     let subscription = &mut stored.subscription;
@@ -372,6 +381,9 @@ pub async fn update_subscription(
     }
     if let Some(content_mode) = changes.content_mode {
         subscription.content_mode = content_mode;
+    }
+    if let Some(headers) = headers {
+        subscription.headers = headers;
     }
     if let Some(enabled) = changes.enabled {
         subscription.enabled = enabled;
@@ -531,6 +543,15 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Checks every field of a subscription; the URL (which may need a DNS lookup) only when new.
+/// Validates a request's static headers, or refuses them naming the header at fault.
+fn static_headers(
+    headers: std::collections::BTreeMap<String, String>,
+) -> Result<StaticHeaders, ApiError> {
+    StaticHeaders::new(headers.into_iter().collect()).map_err(|(name, why)| {
+        ApiError::InvalidFields(vec![Violation::new(format!("/headers/{name}"), why)])
+    })
+}
+
 /// Compiles a request's filters, or refuses them with the pointer of what is wrong in the body.
 pub(super) fn compile_filters(source: Vec<serde_json::Value>) -> Result<Filters, ApiError> {
     Filters::compile(source).map_err(|err| {

@@ -31,6 +31,8 @@ pub struct WebhookRequest<'a> {
     pub secrets: &'a [SigningSecret],
     /// The event in the subscription's content mode: media type, `ce-*` headers, body.
     pub encoding: Encoding<'a>,
+    /// The subscription's static headers.
+    pub static_headers: &'a [(String, String)],
     /// The event's correlation id.
     pub correlation_id: &'a str,
     /// The event's W3C trace context.
@@ -96,7 +98,11 @@ impl WebhookClient {
         if let Some(traceparent) = request.traceparent {
             post = post.header(crate::events::trace::TRACEPARENT, traceparent);
         }
-        for (name, value) in request.encoding.headers {
+        for (name, value) in request
+            .static_headers
+            .iter()
+            .chain(request.encoding.headers)
+        {
             post = post.header(name, value);
         }
         let response = post

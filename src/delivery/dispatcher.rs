@@ -352,6 +352,7 @@ impl Inner {
                         webhook_id: &job.id,
                         secrets: &secrets,
                         encoding: event.encoding(subscription.content_mode),
+                        static_headers: subscription.headers.pairs(),
                         correlation_id: &event.correlation_id,
                         traceparent: event.traceparent.as_deref(),
                         replay_id: event.replay_id.as_deref(),

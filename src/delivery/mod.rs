@@ -17,6 +17,7 @@ mod pace;
 mod prepared;
 mod recorder;
 mod signing;
+mod static_headers;
 mod store;
 mod subscription;
 mod url_guard;
@@ -39,6 +40,7 @@ pub use ordering::{
 pub use pace::{Admission, PaceBoard, Permit};
 pub use prepared::PreparedEvent;
 pub use signing::{SecretError, SigningSecret};
+pub use static_headers::{MAX_HEADERS, StaticHeaders};
 pub use store::{BlockedKeys, DeliveryStore};
 pub use subscription::{
     DEFAULT_MAX_IN_FLIGHT, PreviousSecret, StoredSubscription, Subscription, pattern_matches,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ContentMode, DeliveryOrdering, Filters};
+use super::{ContentMode, DeliveryOrdering, Filters, StaticHeaders};
 use crate::events::Event;
 
 /// Longest event-type pattern.
@@ -33,6 +33,10 @@ pub struct Subscription {
     /// `application/json`), `structured` (as `application/cloudevents+json`) or `binary`
     /// (`ce-*` headers, the data as the body).
     pub content_mode: ContentMode,
+    /// Static request headers sent with every delivery (such as the receiver's own
+    /// `Authorization`); shown by name only, since values may be secrets.
+    #[schema(value_type = Vec<String>)]
+    pub headers: StaticHeaders,
     /// `partition_key`: events sharing a partition key reach the endpoint one at a time, in the
     /// order they were accepted; `none` (default): deliveries are independent.
     pub ordering: DeliveryOrdering,

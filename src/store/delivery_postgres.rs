@@ -13,7 +13,7 @@ use sqlx::{PgConnection, Postgres};
 
 use super::delivery_rows::{
     AttemptRow, ClaimedRow, DEAD, DeadLetterRow, SubscriptionRow, attempt_page, dead_letter_page,
-    encode_filters, encode_patterns, select_dead_letters,
+    encode_filters, encode_headers, encode_patterns, select_dead_letters,
 };
 use super::delivery_tx::{self, JobTables, is_plain_insert, is_plain_record};
 use super::jobs_postgres::apply_attempts;
@@ -31,7 +31,8 @@ const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, s
      (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us, previous_secret, \
      (extract(epoch FROM previous_secret_until) * 1000000)::bigint AS previous_secret_until_us, \
      ordering, rate_limit, max_in_flight, \
-     (extract(epoch FROM held_until) * 1000000)::bigint AS held_until_us, filters, content_mode FROM subscriptions";
+     (extract(epoch FROM held_until) * 1000000)::bigint AS held_until_us, filters, content_mode, \
+     headers FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
      subscription_id, delivery_id, handler, ordering_key, error, status_code, response_body, \
@@ -65,9 +66,9 @@ fn rate_column(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-/// Binds what a subscription's insert and update both write, as `$1` to `$14`: name,
+/// Binds what a subscription's insert and update both write, as `$1` to `$15`: name,
 /// event_types, webhook_url, secret, enabled, disabled_reason, updated_at, previous_secret,
-/// previous_secret_until, ordering, rate_limit, max_in_flight, filters, content_mode.
+/// previous_secret_until, ordering, rate_limit, max_in_flight, filters, content_mode, headers.
 fn bind_settings<'q>(
     query: Query<'q, Postgres, PgArguments>,
     stored: &'q StoredSubscription,
@@ -88,6 +89,7 @@ fn bind_settings<'q>(
         .bind(rate_column(subscription.max_in_flight))
         .bind(encode_filters(subscription))
         .bind(subscription.content_mode.as_str())
+        .bind(encode_headers(subscription))
 }
 
 #[async_trait]
@@ -97,8 +99,9 @@ impl DeliveryStore for PgStore {
             let insert = sqlx::query(
                 "INSERT INTO subscriptions (name, event_types, webhook_url, secret, enabled, \
                  disabled_reason, updated_at, previous_secret, previous_secret_until, ordering, \
-                 rate_limit, max_in_flight, filters, content_mode, id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 rate_limit, max_in_flight, filters, content_mode, headers, id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17)",
             );
             bind_settings(insert, stored)
                 .bind(&stored.subscription.id)
@@ -139,8 +142,8 @@ impl DeliveryStore for PgStore {
                 "UPDATE subscriptions SET name = $1, event_types = $2, webhook_url = $3, \
                  secret = $4, enabled = $5, disabled_reason = $6, updated_at = $7, \
                  previous_secret = $8, previous_secret_until = $9, ordering = $10, \
-                 rate_limit = $11, max_in_flight = $12, filters = $13, content_mode = $14 \
-                 WHERE id = $15",
+                 rate_limit = $11, max_in_flight = $12, filters = $13, content_mode = $14, \
+                 headers = $15 WHERE id = $16",
             );
             let result = bind_settings(update, stored)
                 .bind(&stored.subscription.id)

@@ -8,7 +8,7 @@ use super::StoreError;
 use crate::delivery::{
     AttemptPage, ContentMode, DeadLetter, DeadLetterKind, DeadLetterPage, DeadLetterQuery,
     DeliveryAttempt, DeliveryJob, DeliveryOrdering, Filters, KeyState, NextStep, OrderingKey,
-    PreviousSecret, StoredSubscription, Subscription,
+    PreviousSecret, StaticHeaders, StoredSubscription, Subscription,
 };
 
 /// Status of a job still to be delivered.
@@ -93,6 +93,7 @@ pub(super) struct SubscriptionRow {
     held_until_us: i64,
     filters: String,
     content_mode: String,
+    headers: String,
 }
 
 impl SubscriptionRow {
@@ -107,6 +108,12 @@ impl SubscriptionRow {
             .ok_or_else(|| corrupt(format!("unknown ordering {}", self.ordering)))?;
         let content_mode = ContentMode::parse(&self.content_mode)
             .ok_or_else(|| corrupt(format!("unknown content mode {}", self.content_mode)))?;
+        let headers = serde_json::from_str(&self.headers)
+            .map_err(|err| corrupt(format!("headers: {err}")))
+            .and_then(|pairs| {
+                StaticHeaders::new(pairs)
+                    .map_err(|(name, why)| corrupt(format!("header {name}: {why}")))
+            })?;
         let filters = serde_json::from_str(&self.filters)
             .map_err(|err| corrupt(format!("filters: {err}")))
             .and_then(|source| {
@@ -121,6 +128,7 @@ impl SubscriptionRow {
                 webhook_url: self.webhook_url,
                 filters,
                 content_mode,
+                headers,
                 ordering,
                 rate_limit: self.rate_limit.and_then(|rate| u32::try_from(rate).ok()),
                 max_in_flight: u32::try_from(self.max_in_flight).unwrap_or(1),
@@ -145,6 +153,11 @@ impl SubscriptionRow {
 /// The event-type patterns of a subscription as stored.
 pub(super) fn encode_patterns(subscription: &Subscription) -> String {
     serde_json::Value::from(subscription.event_types.clone()).to_string()
+}
+
+/// A subscription's static headers as the `headers` column keeps them: [name, value] pairs.
+pub(super) fn encode_headers(subscription: &Subscription) -> String {
+    serde_json::to_string(subscription.headers.pairs()).unwrap_or_else(|_| "[]".into())
 }
 
 /// A subscription's filters as the `filters` column keeps them: the JSON array as given.

@@ -8,7 +8,7 @@ use sqlx::{Sqlite, SqliteConnection};
 
 use super::delivery_rows::{
     AttemptRow, ClaimedRow, DEAD, DeadLetterRow, SubscriptionRow, attempt_page, dead_letter_page,
-    encode_filters, encode_patterns, from_micros, select_dead_letters,
+    encode_filters, encode_headers, encode_patterns, from_micros, select_dead_letters,
 };
 use super::delivery_tx::{self, JobTables, is_plain_insert};
 use super::jobs_sqlite::INSERT_CHUNK;
@@ -35,7 +35,8 @@ const PRUNE_DELIVERIES: [&str; 4] = [
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
      disabled_reason, created_us, updated_us, previous_secret, previous_secret_until_us, ordering, \
-     rate_limit, max_in_flight, held_until_us, filters, content_mode FROM subscriptions";
+     rate_limit, max_in_flight, held_until_us, filters, content_mode, headers \
+     FROM subscriptions";
 
 const DEAD_LETTER_COLUMNS: &str = "SELECT seq, id, kind, event_id, event_type, stream, \
      subscription_id, delivery_id, handler, ordering_key, error, status_code, response_body, \
@@ -52,7 +53,8 @@ pub(super) async fn insert_jobs(
 
 /// Binds what a subscription's insert and update both write, in this order: name, event_types,
 /// webhook_url, secret, enabled, disabled_reason, updated_us, previous_secret,
-/// previous_secret_until_us, ordering, rate_limit, max_in_flight, filters, content_mode.
+/// previous_secret_until_us, ordering, rate_limit, max_in_flight, filters, content_mode,
+/// headers.
 fn bind_settings<'q>(
     query: Query<'q, Sqlite, SqliteArguments<'q>>,
     stored: &'q StoredSubscription,
@@ -73,6 +75,7 @@ fn bind_settings<'q>(
         .bind(i64::from(subscription.max_in_flight))
         .bind(encode_filters(subscription))
         .bind(subscription.content_mode.as_str())
+        .bind(encode_headers(subscription))
 }
 
 #[async_trait]
@@ -81,8 +84,8 @@ impl DeliveryStore for SqliteStore {
         let insert = sqlx::query(
             "INSERT INTO subscriptions (name, event_types, webhook_url, secret, enabled, \
              disabled_reason, updated_us, previous_secret, previous_secret_until_us, ordering, \
-             rate_limit, max_in_flight, filters, content_mode, id, created_us) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             rate_limit, max_in_flight, filters, content_mode, headers, id, created_us) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         bind_settings(insert, stored)
             .bind(&stored.subscription.id)
@@ -114,7 +117,7 @@ impl DeliveryStore for SqliteStore {
             "UPDATE subscriptions SET name = ?, event_types = ?, webhook_url = ?, secret = ?, \
              enabled = ?, disabled_reason = ?, updated_us = ?, previous_secret = ?, \
              previous_secret_until_us = ?, ordering = ?, rate_limit = ?, max_in_flight = ?, \
-             filters = ?, content_mode = ? WHERE id = ?",
+             filters = ?, content_mode = ?, headers = ? WHERE id = ?",
         );
         let result = bind_settings(update, stored)
             .bind(&stored.subscription.id)

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use eventflow::broker::{Broker, EmbeddedBroker, RedisBroker, StreamMessage};
 use eventflow::delivery::{
-    ContentMode, DeliveryOrdering, DeliveryStore, Filters, StoredSubscription, Subscription,
+    ContentMode, DeliveryOrdering, DeliveryStore, Filters, StaticHeaders, StoredSubscription,
+    Subscription,
 };
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::ReplayStore;
@@ -144,6 +145,7 @@ fn subscription(name: &str) -> StoredSubscription {
             webhook_url: "https://example.com/hook".into(),
             filters: Filters::default(),
             content_mode: ContentMode::Json,
+            headers: StaticHeaders::default(),
             ordering: DeliveryOrdering::None,
             rate_limit: None,
             max_in_flight: 32,
