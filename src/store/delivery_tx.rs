@@ -102,7 +102,9 @@ pub(super) async fn create_jobs<T: JobTables + ?Sized>(
     tables.lock_keys(&keys).await?;
     let statuses: Vec<&'static str> = jobs.iter().map(initial_status).collect();
     let created = tables.insert_jobs(jobs, &statuses).await?;
-    let is_created = |job: &&NewDelivery| created.contains(&job.id);
+    // A set: a batch holds thousands of jobs, and a scan per job would make this quadratic.
+    let created_ids: std::collections::HashSet<&str> = created.iter().map(String::as_str).collect();
+    let is_created = |job: &&NewDelivery| created_ids.contains(job.id.as_str());
     let mut ready: Vec<DeliveryJob> = jobs
         .iter()
         .filter(|job| job.ordering_key.is_none())
@@ -128,7 +130,7 @@ pub(super) async fn create_jobs<T: JobTables + ?Sized>(
     let existing: Vec<&NewDelivery> = jobs
         .iter()
         .filter(|job| job.ordering_key.is_some() && job.due > now)
-        .filter(|job| !created.contains(&job.id))
+        .filter(|job| !created_ids.contains(job.id.as_str()))
         .collect();
     if let Some(due) = existing.iter().map(|job| job.due).max() {
         ready.extend(tables.claim_jobs(&existing, now, due).await?);
