@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ordered::{delivered, flaky, inversions, post_rounds, subscribe};
+use common::ordered::{
+    FAST_RETRIES, delivered, flaky, inversions, post_rounds, subscribe, subscribe_to,
+};
 use common::process::Eventflow;
 use common::receiver::{Received, Receiver};
 use common::services::{self, PrivateRedis, free_port};
@@ -84,12 +86,7 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL + Redis: see README, Tests"]
 async fn per_key_order_holds_across_two_workers_when_one_is_killed_halfway() {
-    let mut cluster = Cluster::start(&[
-        ("MAX_RETRIES", "10"),
-        ("RETRY_BASE_DELAY", "0.02"),
-        ("RETRY_MAX_DELAY", "0.2"),
-    ])
-    .await;
+    let mut cluster = Cluster::start(&FAST_RETRIES).await;
     let accepted_ordered: Arc<Mutex<HashSet<String>>> = Arc::default();
     let accepted_unordered: Arc<Mutex<HashSet<String>>> = Arc::default();
     let ordered = Receiver::scripted(flaky(Arc::clone(&accepted_ordered))).await;
@@ -149,17 +146,6 @@ async fn post_many(api: &Api, event_type: &str, count: usize) {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-}
-
-/// Creates a subscription of `receiver` to `event_type` with `extra` fields.
-async fn subscribe_to(api: &Api, event_type: &str, receiver: &Receiver, extra: Value) {
-    let mut body = json!({"name": event_type, "event_types": [event_type],
-                          "webhook_url": receiver.url});
-    for (field, value) in extra.as_object().unwrap() {
-        body[field] = value.clone();
-    }
-    let (status, created) = api.call("POST", "/api/v1/subscriptions", Some(&body)).await;
-    assert_eq!(status, 201, "{created}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,15 @@
 //! sees the event as EventFlow holds it. The Standard Webhooks signature covers the body sent,
 //! whatever the mode.
 
+use std::sync::OnceLock;
+
 use axum::body::Bytes;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::events::http_binding::is_json_media_type;
 use crate::events::{CloudEvent, Event};
 
 /// The media type of the JSON event format.
@@ -53,17 +56,26 @@ impl ContentMode {
     }
 }
 
-/// An event encoded for every mode, once: the structured body, and the binary headers and body.
+/// An event encoded once: the structured body at once, the binary mode's parts the first time a
+/// binary subscription needs them (most subscriptions never do, and the dispatcher encodes every
+/// event it sends).
 #[derive(Debug)]
 pub struct EncodedEvent {
     /// The CloudEvent in its JSON format, extensions included.
     structured: Bytes,
-    /// The `ce-*` headers of the binary mode, values percent-encoded.
-    binary_headers: Vec<(String, String)>,
-    /// The `Content-Type` of the binary mode.
-    binary_content_type: String,
+    /// The binary mode's parts, derived from `structured` on first use.
+    binary: OnceLock<Binary>,
+}
+
+/// The binary mode of an event.
+#[derive(Debug)]
+struct Binary {
+    /// The `ce-*` headers, values percent-encoded.
+    headers: Vec<(String, String)>,
+    /// The `Content-Type`.
+    content_type: String,
     /// The data alone.
-    binary_body: Bytes,
+    body: Bytes,
 }
 
 /// What one request of a delivery sends: its media type, extra headers and body.
@@ -92,26 +104,9 @@ impl EncodedEvent {
             "correlationid".into(),
             metadata.correlation_id.clone().into(),
         );
-        let structured = Bytes::from(serde_json::to_vec(&attributes)?);
-        let (binary_content_type, binary_body) = binary_body(envelope)?;
-        let binary_headers = attributes
-            .iter()
-            .filter(|(name, _)| {
-                !matches!(name.as_str(), "data" | "data_base64" | "datacontenttype")
-            })
-            .map(|(name, value)| {
-                let text = match value {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
-                (format!("ce-{name}"), percent_encode(&text))
-            })
-            .collect();
         Ok(Self {
-            structured,
-            binary_headers,
-            binary_content_type,
-            binary_body,
+            structured: Bytes::from(serde_json::to_vec(&attributes)?),
+            binary: OnceLock::new(),
         })
     }
 
@@ -128,35 +123,62 @@ impl EncodedEvent {
                 headers: &[],
                 body: self.structured.clone(),
             },
-            ContentMode::Binary => Encoding {
-                content_type: &self.binary_content_type,
-                headers: &self.binary_headers,
-                body: self.binary_body.clone(),
-            },
+            ContentMode::Binary => {
+                let binary = self.binary.get_or_init(|| Binary::of(&self.structured));
+                Encoding {
+                    content_type: &binary.content_type,
+                    headers: &binary.headers,
+                    body: binary.body.clone(),
+                }
+            }
         }
     }
 }
 
-/// The binary mode's media type and body: the data as it is, JSON encoded when it is JSON.
-fn binary_body(envelope: &CloudEvent) -> Result<(String, Bytes), serde_json::Error> {
-    let declared = envelope.datacontenttype.clone();
-    if let Some(encoded) = &envelope.data_base64 {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap_or_else(|_| encoded.clone().into_bytes());
-        let media = declared.unwrap_or_else(|| "application/octet-stream".into());
-        return Ok((media, Bytes::from(bytes)));
-    }
-    let media = declared.unwrap_or_else(|| "application/json".into());
-    let body = match &envelope.data {
-        None => Bytes::new(),
-        // Text under a media type that is not JSON is sent as the text itself.
-        Some(Value::String(text)) if !crate::events::http_binding::is_json_media_type(&media) => {
-            Bytes::from(text.clone().into_bytes())
+impl Binary {
+    /// The binary mode of the structured event `structured` (JSON EventFlow wrote itself).
+    fn of(structured: &[u8]) -> Self {
+        let attributes: Map<String, Value> = serde_json::from_slice(structured).unwrap_or_default();
+        let text = |name: &str| attributes.get(name).and_then(Value::as_str);
+        let (content_type, body) = match (text("data_base64"), attributes.get("data")) {
+            (Some(encoded), _) => (
+                text("datacontenttype").unwrap_or("application/octet-stream"),
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap_or_else(|_| encoded.as_bytes().to_vec()),
+            ),
+            (None, data) => {
+                let media = text("datacontenttype").unwrap_or("application/json");
+                let body = match data {
+                    None => Vec::new(),
+                    // Text under a media type that is not JSON is sent as the text itself.
+                    Some(Value::String(text)) if !is_json_media_type(media) => {
+                        text.clone().into_bytes()
+                    }
+                    Some(data) => data.to_string().into_bytes(),
+                };
+                (media, body)
+            }
+        };
+        let headers = attributes
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(name.as_str(), "data" | "data_base64" | "datacontenttype")
+            })
+            .map(|(name, value)| {
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                (format!("ce-{name}"), percent_encode(&text))
+            })
+            .collect();
+        Self {
+            headers,
+            content_type: content_type.to_string(),
+            body: Bytes::from(body),
         }
-        Some(data) => Bytes::from(serde_json::to_vec(data)?),
-    };
-    Ok((media, body))
+    }
 }
 
 /// Percent-encodes a header value as the HTTP binding asks: every byte outside printable ASCII,

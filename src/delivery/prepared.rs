@@ -1,5 +1,5 @@
-//! The delivery form of an event: encoded once, in every content mode, shared by every
-//! subscription it goes to.
+//! The delivery form of an event: encoded once, shared by every subscription it goes to,
+//! whatever their content modes.
 
 use super::content_mode::{ContentMode, EncodedEvent, Encoding};
 use crate::events::{CloudEvent, Event};
@@ -18,7 +18,7 @@ pub struct PreparedEvent {
     pub correlation_id: String,
     /// Its W3C trace context, forwarded as `traceparent`.
     pub traceparent: Option<String>,
-    /// The request in every content mode.
+    /// The request body and headers of each content mode.
     encoded: EncodedEvent,
     /// The replay it is delivered for, named in a header and in the body's extension.
     pub replay_id: Option<String>,
