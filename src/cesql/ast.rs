@@ -89,3 +89,38 @@ pub(crate) enum Expr {
         args: Vec<Expr>,
     },
 }
+
+impl Expr {
+    /// Pushes the name and arity of every call in this expression that no builtin answers.
+    pub(crate) fn missing_functions(&self, found: &mut Vec<(String, usize)>) {
+        match self {
+            Expr::Literal(_) | Expr::Attribute(_) | Expr::Exists(_) => {}
+            Expr::Not(inner) | Expr::Negate(inner) => inner.missing_functions(found),
+            Expr::Binary { first, rest } => {
+                first.missing_functions(found);
+                for (_, operand) in rest {
+                    operand.missing_functions(found);
+                }
+            }
+            Expr::Like { operand, .. } => operand.missing_functions(found),
+            Expr::In { operand, set, .. } => {
+                operand.missing_functions(found);
+                for member in set {
+                    member.missing_functions(found);
+                }
+            }
+            Expr::Call {
+                name,
+                function,
+                args,
+            } => {
+                if function.is_none() {
+                    found.push((name.clone(), args.len()));
+                }
+                for arg in args {
+                    arg.missing_functions(found);
+                }
+            }
+        }
+    }
+}

@@ -108,6 +108,14 @@ impl Expression {
         }
     }
 
+    /// The calls (name, arity) no builtin answers: valid CESQL that raises a MissingFunctionError
+    /// whenever it is evaluated, so a filter refuses it when it is saved.
+    pub fn missing_functions(&self) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        self.root.missing_functions(&mut found);
+        found
+    }
+
     /// Filter semantics: true only for a Boolean `true` result with no
     /// errors (Subscriptions spec, `sql` dialect).
     pub fn matches(&self, attributes: &dyn Attributes) -> bool {

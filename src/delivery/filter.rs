@@ -251,7 +251,7 @@ fn sql(value: &Value, pointer: &str) -> Result<Expression, FilterError> {
     if text.len() > MAX_SQL_LEN {
         return Err(refuse(pointer, format!("at most {MAX_SQL_LEN} bytes")));
     }
-    Expression::parse(text).map_err(|err| {
+    let expression = Expression::parse(text).map_err(|err| {
         refuse(
             pointer,
             format!(
@@ -259,7 +259,15 @@ fn sql(value: &Value, pointer: &str) -> Result<Expression, FilterError> {
                 err.position
             ),
         )
-    })
+    })?;
+    // Valid CESQL, but every evaluation would fail: such a filter could never match.
+    if let Some((name, arity)) = expression.missing_functions().first() {
+        return Err(refuse(
+            pointer,
+            format!("unknown CloudEvents SQL function {name} with {arity} argument(s)"),
+        ));
+    }
+    Ok(expression)
 }
 
 #[cfg(test)]
@@ -355,6 +363,11 @@ mod tests {
                 json!([{"any": [{"exact": {"type": "a"}}, {"sql": "type ="}]}]),
                 "/0/any/1/sql",
                 "character",
+            ),
+            (
+                json!([{"sql": "subject = 'x' OR NOSUCH(type, 1)"}]),
+                "/0/sql",
+                "function NOSUCH with 2",
             ),
             (
                 json!([{"prefix": {"data..x": "1"}}]),
