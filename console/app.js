@@ -94,8 +94,10 @@ function asText(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-// True when an event type matches a subscription pattern (exact, `prefix*` or `*`), as the server decides.
+// True when an event type matches a subscription pattern (exact, `prefix*` or `*`), as the server
+// decides: `*` selects every producer's event but not EventFlow's own (eventflow.*).
 function patternMatches(pattern, eventType) {
+  if (pattern === "*" && eventType.startsWith("eventflow.")) return false;
   return pattern.endsWith("*") ? eventType.startsWith(pattern.slice(0, -1)) : pattern === eventType;
 }
 
@@ -164,6 +166,10 @@ async function problemOf(response) {
     const problem = await response.json();
     if (problem && typeof problem.detail === "string") detail = problem.detail;
     else if (problem && typeof problem.title === "string") detail = problem.title;
+    // Where the request is wrong, as JSON pointers into it.
+    if (problem && Array.isArray(problem.errors) && problem.errors.length) {
+      detail += ` (${problem.errors.map((e) => `${e.pointer}: ${e.detail}`).join("; ")})`;
+    }
   } catch {
     /* not JSON: keep the status line */
   }
@@ -494,7 +500,8 @@ function tailRow(event) {
     {
       "data-testid": "tail-row",
       "data-event-id": event.id,
-      className: event.id === state.detailId ? "clickable selected" : "clickable",
+      // EventFlow's own operational events (eventflow.*) are set apart.
+      className: ["clickable", event.id === state.detailId ? "selected" : "", event.type.startsWith("eventflow.") ? "operational" : ""].join(" ").trim(),
       tabindex: 0,
       onclick: open,
       onkeydown: (e) => e.key === "Enter" && open(),
@@ -665,6 +672,96 @@ function recentOutcomes(attempts) {
   if (!attempts.length) return el("span", { className: "muted", text: "no deliveries yet" });
   const dots = el("span", { className: "dots" }, [...attempts].reverse().map(outcomeDot));
   return el("div", {}, dots, el("div", { className: "muted small", text: `latest: ${attemptSummary(attempts[0])}` }));
+}
+
+/* ---------- new subscription, with the filter playground ---------- */
+
+// The event type patterns typed in the form.
+function formEventTypes() {
+  return $("sub-types").value.split(",").map((t) => t.trim()).filter(Boolean);
+}
+
+// The form's filters: the array typed (one object is taken as an array of one); none when blank.
+function formFilters() {
+  const text = $("sub-filters").value.trim();
+  if (!text) return [];
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`The filters are not JSON: ${err.message}`);
+  }
+  return Array.isArray(parsed) ? parsed : [parsed];
+}
+
+// The CloudEvent a stored event is: its attributes, with EventFlow's metadata as the extensions
+// its deliveries carry (partitionkey, priority, correlationid), which filters may name.
+function cloudEventOf(stored) {
+  const { metadata = {}, ...event } = stored;
+  if (metadata.partition_key) event.partitionkey = metadata.partition_key;
+  if (metadata.priority) event.priority = metadata.priority;
+  if (metadata.correlation_id) event.correlationid = metadata.correlation_id;
+  return event;
+}
+
+// The stored event to test on: the one whose id is given, else the newest of the first exact type
+// (or the newest of all).
+async function sampleEvent() {
+  const id = $("sub-event").value.trim();
+  if (id) return api(`/api/v1/events/${enc(id)}`);
+  const params = new URLSearchParams({ limit: "1" });
+  const exact = formEventTypes().find((t) => !t.includes("*"));
+  if (exact) params.set("event_type", exact);
+  const { events } = await api(`/api/v1/events?${params}`);
+  if (!events.length) throw new Error("There is no stored event to test on: give an event id, or send an event first.");
+  return events[0];
+}
+
+// Shows the playground's verdict (pass, fail) or why it could not say (error).
+function showTestResult(text, kind) {
+  const box = $("sub-test-result");
+  box.textContent = text;
+  box.className = `col2 test-result ${kind}`;
+  box.dataset.outcome = kind;
+  box.hidden = false;
+}
+
+// Tries the form's event types and filters on a stored event, through /api/v1/filters/evaluate.
+async function testSubscriptionFilters() {
+  try {
+    const stored = await sampleEvent();
+    const filters = formFilters();
+    const { matches } = await api("/api/v1/filters/evaluate", { method: "POST", body: { filters, event: cloudEventOf(stored) } });
+    const types = formEventTypes();
+    const typed = types.some((pattern) => patternMatches(pattern, stored.type));
+    const what = `Event ${shortId(stored.id)} (${stored.type})`;
+    if (matches && typed) showTestResult(`${what} would be delivered: its type is subscribed and it passes every filter.`, "pass");
+    else if (!typed) showTestResult(`${what} would not be delivered: its type matches none of ${types.join(", ") || "the (empty) event types"}.`, "fail");
+    else showTestResult(`${what} would not be delivered: it fails the filters.`, "fail");
+  } catch (err) {
+    showTestResult(err instanceof ApiError ? err.detail : err.message, "error");
+  }
+}
+
+// Creates the subscription the form describes, then shows it in the table.
+async function submitSubscription(event) {
+  event.preventDefault();
+  try {
+    const body = {
+      name: $("sub-name").value.trim(),
+      webhook_url: $("sub-url").value.trim(),
+      event_types: formEventTypes(),
+      filters: formFilters(),
+      content_mode: $("sub-mode").value,
+    };
+    const created = await api("/api/v1/subscriptions", { method: "POST", body });
+    showMessage(`Created subscription ${created.name} (${shortId(created.id)}). Its signing secret, shown once: ${created.secret}`, "success");
+    $("sub-form").reset();
+    $("sub-test-result").hidden = true;
+    await loadSubscriptionsView();
+  } catch (err) {
+    showTestResult(err instanceof ApiError ? err.detail : err.message, "error");
+  }
 }
 
 /* ---------- dead letters ---------- */
@@ -947,6 +1044,8 @@ function init() {
   $("detail-refresh").addEventListener("click", () => state.detailId && openDetail(state.detailId));
   document.addEventListener("keydown", (e) => e.key === "Escape" && !$("detail").hidden && closeDetail());
   $("subs-refresh").addEventListener("click", loadSubscriptionsView);
+  $("sub-test").addEventListener("click", testSubscriptionFilters);
+  $("sub-form").addEventListener("submit", submitSubscription);
   $("dlq-refresh").addEventListener("click", () => loadDeadLetters(true));
   $("dlq-more").addEventListener("click", () => loadDeadLetters(false));
   $("replay-form").addEventListener("submit", submitReplay);

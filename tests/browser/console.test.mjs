@@ -243,6 +243,45 @@ try {
     await page.screenshot({ path: path.join(SHOTS, "dead-letters.png") });
   });
 
+  let formSubscriptionId;
+  await step("the subscription form tries its filters on stored events, then creates it", async () => {
+    await page.getByTestId("nav-subscriptions").click();
+    await page.locator("#sub-new summary").click();
+    await page.locator("#sub-name").fill(`browser-form ${RUN}`);
+    await page.locator("#sub-url").fill(options["webhook-fail-url"]);
+    await page.locator("#sub-types").fill("browser.test");
+    const verdict = async (eventId, filters, outcome) => {
+      await page.getByTestId("sub-filters").fill(filters);
+      await page.getByTestId("sub-event").fill(eventId);
+      await page.getByTestId("sub-test-result").evaluate((box) => { box.dataset.outcome = ""; });
+      await page.getByTestId("sub-test").click();
+      const box = page.getByTestId("sub-test-result");
+      await until(`the playground to answer ${outcome}`, async () => (await box.getAttribute("data-outcome")) === outcome);
+      return box.textContent();
+    };
+    const filters = `[{"sql": "data.run = '${RUN}' AND data.n = 2"}, {"prefix": {"subject": "${RUN}"}}]`;
+    await verdict(stored[1].id, filters, "pass");
+    await verdict(stored[0].id, filters, "fail");
+    const wrong = await verdict(stored[1].id, `[{"sql": "data.n ="}]`, "error");
+    if (!wrong.includes("/filters/0/sql")) throw new Error(`the invalid filter's problem names no pointer: ${wrong}`);
+    await page.getByTestId("sub-filters").fill(filters);
+    await page.screenshot({ path: path.join(SHOTS, "subscription-form.png") });
+    await page.getByTestId("sub-submit").click();
+    const row = page.locator(`tr[data-testid="subscription-row"]`, { hasText: `browser-form ${RUN}` });
+    await row.waitFor({ timeout: WAIT_MS });
+    formSubscriptionId = await row.getAttribute("data-subscription-id");
+    const { body: created } = await api("GET", `/api/v1/subscriptions/${encodeURIComponent(formSubscriptionId)}`);
+    if (created.filters.length !== 2) throw new Error(`the subscription was saved with filters ${JSON.stringify(created.filters)}`);
+  });
+
+  await step("an operational event appears in the live tail", async () => {
+    await api("PATCH", `/api/v1/subscriptions/${encodeURIComponent(formSubscriptionId)}`, { enabled: false });
+    await page.getByTestId("nav-live").click();
+    const row = page.locator(`tr.operational[data-testid="tail-row"]`, { hasText: "eventflow.subscription.disabled" });
+    await row.first().waitFor({ timeout: WAIT_MS });
+    await api("DELETE", `/api/v1/subscriptions/${encodeURIComponent(formSubscriptionId)}`, undefined, [204, 404]);
+  });
+
   await step("a dry-run replay from the form counts the events", async () => {
     await page.getByTestId("nav-replay").click();
     await page.locator("#replay-stream").fill(stored[0].metadata.stream);
