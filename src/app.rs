@@ -18,6 +18,7 @@ use crate::delivery::{
 };
 use crate::events::StreamRouter;
 use crate::observability::metrics;
+use crate::operations::{Operations, watch_dead_letters};
 use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::{BreakerBoard, BreakerConfig, RetryConfig};
 use crate::replay::{ReplayRunner, ReplayStore, ReplayTasks};
@@ -26,6 +27,8 @@ use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
 
+/// How often a worker counts the dead letters, for DLQ_ALERT_THRESHOLD.
+const DEAD_LETTER_CHECK: Duration = Duration::from_secs(5);
 /// Entries a worker reads at once.
 const READ_COUNT: usize = 256;
 /// First and longest pause between schema upgrade attempts while the database is unreachable.
@@ -296,25 +299,31 @@ pub async fn start(
         timeout: config.http_request_timeout,
         access_log: config.access_log,
     };
-    let mut producer_tasks = None;
-    let mut shared_producer = None;
+    // Every process has a producer: the API's events, and every process's operational events.
+    let (producer, producer_tasks) = Producer::spawn(
+        backends.store.clone(),
+        backends.broker.clone(),
+        Some(directory.clone()),
+        ProducerSettings {
+            batch_size: config.batch_size,
+            batch_timeout: config.batch_timeout,
+        },
+        producer_stop.clone(),
+    );
+    // The reporter stops once the worker and the API no longer report, before the producer.
+    let reporter_stop = CancellationToken::new();
+    let (operations, reporter) = Operations::spawn(
+        producer.clone(),
+        backends.deliveries.clone(),
+        directory.clone(),
+        reporter_stop.clone(),
+    );
     // An API process serves the API; a worker process its health probes and metrics.
     let app = if role.api {
         metrics::register_ingest(&router.all_streams(), &api::documented_routes());
-        let (producer, tasks) = Producer::spawn(
-            backends.store.clone(),
-            backends.broker.clone(),
-            Some(directory.clone()),
-            ProducerSettings {
-                batch_size: config.batch_size,
-                batch_timeout: config.batch_timeout,
-            },
-            producer_stop.clone(),
-        );
-        producer_tasks = Some(tasks);
-        shared_producer = Some(producer.clone());
         let ctx = ApiContext {
-            producer,
+            producer: producer.clone(),
+            operations: operations.clone(),
             store: backends.store.clone(),
             deliveries: backends.deliveries.clone(),
             replays: backends.replays.clone(),
@@ -369,7 +378,16 @@ pub async fn start(
     });
     let worker = if role.worker {
         let started = start_worker(
-            config, &backends, directory, breakers, handlers, &router, &shutdown,
+            config,
+            &backends,
+            Shared {
+                directory,
+                breakers,
+                operations,
+            },
+            handlers,
+            &router,
+            &shutdown,
         );
         // Without its worker the process must not run on: stop the server just started.
         Some(started.inspect_err(|_| shutdown.cancel())?)
@@ -385,10 +403,6 @@ pub async fn start(
                 source,
             }),
         };
-        producer_stop.cancel();
-        if let Some(tasks) = producer_tasks {
-            tasks.finished().await;
-        }
         if let Some(tasks) = worker {
             if let Err(source) = tasks.worker.await {
                 result = result.and(Err(AppError::Panicked {
@@ -398,7 +412,14 @@ pub async fn start(
             }
             tasks.replays.finished().await;
             tasks.dispatcher.finished().await;
+            if let Some(watch) = tasks.dead_letter_watch {
+                watch.await.ok();
+            }
         }
+        reporter_stop.cancel();
+        reporter.finished().await;
+        producer_stop.cancel();
+        producer_tasks.finished().await;
         if let Some(retention) = retention {
             retention.await.ok();
         }
@@ -408,7 +429,7 @@ pub async fn start(
     });
     Ok(Running {
         addr,
-        producer: shared_producer,
+        producer: role.api.then_some(producer),
         shutdown,
         task,
     })
@@ -422,15 +443,26 @@ struct WorkerTasks {
     dispatcher: DispatcherTasks,
     /// Runs replays.
     replays: ReplayTasks,
+    /// Watches the dead-letter queue's size (when DLQ_ALERT_THRESHOLD is set).
+    dead_letter_watch: Option<JoinHandle<()>>,
 }
 
 /// Starts the worker with the webhook fan-out ahead of `handlers`, the dispatcher that delivers
 /// what the fan-out creates, and the replay runner.
+/// What the worker of a process shares with its API.
+struct Shared {
+    /// The subscriptions, as cached in this process.
+    directory: Arc<SubscriptionDirectory>,
+    /// The endpoints' circuit breakers in this process (the API shows their state).
+    breakers: BreakerBoard,
+    /// Where happenings are reported as operational events.
+    operations: Operations,
+}
+
 fn start_worker(
     config: &Config,
     backends: &Backends,
-    directory: Arc<SubscriptionDirectory>,
-    breakers: BreakerBoard,
+    shared: Shared,
     handlers: Vec<Arc<dyn Handler>>,
     router: &StreamRouter,
     shutdown: &CancellationToken,
@@ -442,6 +474,11 @@ fn start_worker(
         exponential_base: 2.0,
         jitter: true,
     };
+    let Shared {
+        directory,
+        breakers,
+        operations,
+    } = shared;
     let consumer = consumer_name();
     let (dispatcher, dispatcher_tasks) = Dispatcher::spawn(
         backends.deliveries.clone(),
@@ -453,6 +490,7 @@ fn start_worker(
             timeout: config.webhook_timeout,
             allow_private: config.webhook_allow_private_networks,
             process: consumer.clone(),
+            operations: operations.clone(),
         },
         shutdown.clone(),
     )
@@ -463,7 +501,17 @@ fn start_worker(
         directory.clone(),
         config.replay_rate,
     )
+    .reporting_to(operations.clone())
     .spawn(shutdown.clone());
+    let dead_letter_watch = (config.dlq_alert_threshold > 0).then(|| {
+        watch_dead_letters(
+            backends.deliveries.clone(),
+            operations,
+            config.dlq_alert_threshold,
+            DEAD_LETTER_CHECK,
+            shutdown.clone(),
+        )
+    });
     let fanout = WebhookFanout::new(directory, backends.deliveries.clone(), dispatcher);
     let mut all_handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(fanout)];
     all_handlers.extend(handlers);
@@ -488,5 +536,6 @@ fn start_worker(
         worker: tokio::spawn(worker.run(shutdown.clone())),
         dispatcher: dispatcher_tasks,
         replays,
+        dead_letter_watch,
     })
 }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dice;
 pub mod events;
 pub mod observability;
+pub mod operations;
 pub mod producer;
 pub mod reliability;
 pub mod replay;

@@ -169,7 +169,9 @@ async fn a_replay_into_an_ordered_subscription_keeps_each_key_in_order() {
     .await;
     assert!(live_done);
 
-    let (_, listed) = server.call("GET", "/api/v1/events?limit=1", None).await;
+    let (_, listed) = server
+        .call("GET", "/api/v1/events?limit=1&event_type=ordering.*", None)
+        .await;
     let stream = listed["events"][0]["metadata"]["stream"].clone();
     let now = chrono::Utc::now();
     let window = json!({"stream": stream, "start_time": now - chrono::Duration::hours(1),

@@ -46,6 +46,8 @@ pub use rate_limit::RateLimiter;
 pub struct ApiContext {
     /// Commits events.
     pub producer: Producer,
+    /// Where an operator's disable of a subscription is reported.
+    pub operations: crate::operations::Operations,
     /// Answers queries.
     pub store: Arc<dyn EventStore>,
     /// Subscriptions, delivery logs and dead letters.

@@ -21,6 +21,7 @@ use crate::delivery::{
     validate_patterns, vet_webhook_url,
 };
 use crate::events::Violation;
+use crate::operations::{DisabledBy, OperationalEvent};
 
 /// Now, to the microsecond the store keeps.
 fn now_in_micros() -> chrono::DateTime<Utc> {
@@ -385,6 +386,7 @@ pub async fn update_subscription(
     if let Some(headers) = headers {
         subscription.headers = headers;
     }
+    let disabled = changes.enabled == Some(false) && subscription.enabled;
     if let Some(enabled) = changes.enabled {
         subscription.enabled = enabled;
         if enabled {
@@ -409,6 +411,19 @@ pub async fn update_subscription(
         stored.previous = None;
     }
     save(&ctx, &stored, url_changed).await?;
+    if disabled {
+        ctx.operations
+            .publish(OperationalEvent::subscription_disabled(
+                &stored.subscription,
+                DisabledBy::Operator,
+                "disabled through the API",
+                &stored
+                    .subscription
+                    .updated_at
+                    .timestamp_micros()
+                    .to_string(),
+            ));
+    }
     if released {
         // Its waiting deliveries go out as independent ones.
         ctx.deliveries.release_ordering(&id).await?;

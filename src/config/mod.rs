@@ -98,6 +98,9 @@ pub struct Config {
     pub max_batch_events: usize,
     /// LIVE_STREAM_MAX_CLIENTS.
     pub live_stream_max_clients: usize,
+    /// DLQ_ALERT_THRESHOLD: dead letters beyond which `eventflow.dlq.threshold_exceeded` is
+    /// published; 0 for never.
+    pub dlq_alert_threshold: u64,
     /// Stream for types outside the known families.
     pub default_stream: String,
     /// Worker lanes.
@@ -255,6 +258,11 @@ impl Config {
                 "LIVE_STREAM_MAX_CLIENTS",
                 "a whole number from 1 to 100000",
                 |v| v.parse().ok().filter(|n| (1..=100_000).contains(n)),
+            )?,
+            dlq_alert_threshold: vars.parse(
+                "DLQ_ALERT_THRESHOLD",
+                "a whole number from 0 (never) to 1000000000",
+                |v| v.parse().ok().filter(|n| *n <= 1_000_000_000),
             )?,
             default_stream: vars.parse(
                 "DEFAULT_STREAM",

@@ -28,10 +28,11 @@ use super::prepared::PreparedEvent;
 use super::recorder::{RECORD_BATCH, Record, Successors, record};
 use super::{
     Admission, AttemptRecord, DeadLetter, DeadLetterKind, DeliveryJob, DeliveryStore, NextStep,
-    PaceBoard, SigningSecret, SubscriptionDirectory,
+    PaceBoard, SigningSecret, Subscription, SubscriptionDirectory,
 };
 use crate::events::trace::trace_id;
 use crate::observability::metrics;
+use crate::operations::{DisabledBy, OperationalEvent, Operations, is_operational};
 use crate::reliability::{BreakerBoard, BreakerError, RetryConfig, random_unit};
 use crate::store::EventStore;
 
@@ -66,6 +67,8 @@ pub struct DispatcherSettings {
     pub allow_private: bool,
     /// Names this process in the endpoints' shared capacity (its consumer name).
     pub process: String,
+    /// Where disables, breaker changes, dead letters and recoveries are reported.
+    pub operations: Operations,
 }
 
 /// Hands jobs to the dispatcher; cheap to clone.
@@ -154,7 +157,13 @@ impl Dispatcher {
             shutdown: shutdown.clone(),
         });
         let successors = Arc::new(Handoff(Arc::downgrade(&inner)));
-        let recorder = tokio::spawn(record(store, queue, successors, stop_recording.clone()));
+        let recorder = tokio::spawn(record(
+            store,
+            queue,
+            successors,
+            inner.settings.operations.clone(),
+            stop_recording.clone(),
+        ));
         let poller = tokio::spawn(poll(inner.clone(), shutdown));
         let tasks = DispatcherTasks {
             poller,
@@ -344,8 +353,8 @@ impl Inner {
         let breaker = self.settings.breakers.breaker(&subscription.id);
         let attempted_at = Utc::now();
         let started = Instant::now();
-        let outcome = breaker
-            .call(|| async {
+        let (outcome, transition) = breaker
+            .call_reporting(|| async {
                 self.client
                     .send(WebhookRequest {
                         url: &subscription.webhook_url,
@@ -362,26 +371,38 @@ impl Inner {
             .await;
         let latency = started.elapsed();
         metrics::circuit_breaker_state(&subscription.id, breaker.state());
+        let reportable = !is_operational(&event.event_type);
+        if let Some(transition) = transition.filter(|_| reportable) {
+            let config = self.settings.breakers.config();
+            self.settings
+                .operations
+                .breaker_changed(subscription, transition, config);
+        }
         let attempt = job.attempts + 1;
         let (status_code, error, next) = match outcome {
             Err(BreakerError::Open { retry_in }) => return self.put_off(job, retry_in).await,
             Ok(status) => (Some(status), None, NextStep::Delivered),
             Err(BreakerError::Failed(failure)) => {
-                let next = self.after_failure(&job, event, attempt, &failure).await;
+                let next = self
+                    .after_failure(subscription, &job, event, attempt, &failure)
+                    .await;
                 (failure.status, Some(failure.error), next)
             }
         };
         metrics::webhook_attempt(&job.subscription_id, outcome_label(&next), latency);
         tracing::debug!(delivery = %job.id, event_id = %event.event_id, attempt, status = ?status_code, "webhook attempt");
-        self.record(Record::Attempt(AttemptRecord {
-            job,
-            attempt,
-            status_code,
-            latency,
-            error,
-            attempted_at,
-            next,
-        }))
+        self.record(Record::Attempt {
+            attempt: AttemptRecord {
+                job,
+                attempt,
+                status_code,
+                latency,
+                error,
+                attempted_at,
+                next,
+            },
+            reportable,
+        })
         .await;
     }
 
@@ -389,6 +410,7 @@ impl Inner {
     /// the subscription).
     async fn after_failure(
         &self,
+        subscription: &Subscription,
         job: &DeliveryJob,
         event: &PreparedEvent,
         attempt: u32,
@@ -398,12 +420,23 @@ impl Inner {
         if failure.status == Some(410) {
             let reason = "the endpoint answered 410 Gone";
             tracing::warn!(subscription = %job.subscription_id, "{reason}; disabling the subscription");
-            if let Err(err) = self
+            match self
                 .store
-                .disable_subscription(&job.subscription_id, reason)
+                .disable_subscription(&subscription.id, reason)
                 .await
             {
-                tracing::warn!(error = %err, "cannot disable the subscription");
+                Ok(true) if !is_operational(&event.event_type) => {
+                    self.settings
+                        .operations
+                        .publish(OperationalEvent::subscription_disabled(
+                            subscription,
+                            DisabledBy::Endpoint,
+                            reason,
+                            &job.id,
+                        ));
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot disable the subscription"),
             }
             self.directory.invalidate();
             let error = format!("{reason}: subscription disabled");
@@ -446,15 +479,19 @@ impl Inner {
         tracing::warn!(delivery = %job.id, reason, "delivery abandoned");
         let next = dead_letter(&job, event, reason.to_string(), None, job.attempts);
         metrics::webhook_attempt(&job.subscription_id, outcome_label(&next), Duration::ZERO);
-        self.record(Record::Attempt(AttemptRecord {
-            attempt: job.attempts,
-            status_code: None,
-            latency: Duration::ZERO,
-            error: Some(reason.to_string()),
-            attempted_at: Utc::now(),
-            next,
-            job,
-        }))
+        let reportable = event.is_none_or(|event| !is_operational(&event.event_type));
+        self.record(Record::Attempt {
+            attempt: AttemptRecord {
+                attempt: job.attempts,
+                status_code: None,
+                latency: Duration::ZERO,
+                error: Some(reason.to_string()),
+                attempted_at: Utc::now(),
+                next,
+                job,
+            },
+            reportable,
+        })
         .await;
     }
 

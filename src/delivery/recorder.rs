@@ -1,6 +1,7 @@
 //! The recorder: one task that writes the dispatcher's outcomes to the store in batches, so that
 //! a busy endpoint costs one transaction per batch of attempts rather than one per attempt.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AttemptRecord, DeliveryJob, DeliveryStore, NextStep};
 use crate::observability::metrics;
+use crate::operations::{Operations, RecordedBatch};
 use crate::store::StoreError;
 
 /// Outcomes written to the store in one transaction, at most.
@@ -17,8 +19,12 @@ pub(super) const RECORD_BATCH: usize = 500;
 
 /// What the recorder writes.
 pub(super) enum Record {
-    /// An attempt and what follows it.
-    Attempt(AttemptRecord),
+    /// An attempt and what follows it; `reportable` unless it delivered an operational event,
+    /// whose failures are reported by nothing but logs and metrics.
+    Attempt {
+        attempt: AttemptRecord,
+        reportable: bool,
+    },
     /// A job put off without an attempt, until the given time.
     Postpone(String, DateTime<Utc>),
 }
@@ -38,6 +44,7 @@ pub(super) async fn record(
     store: Arc<dyn DeliveryStore>,
     mut queue: mpsc::Receiver<Record>,
     successors: Arc<dyn Successors>,
+    operations: Operations,
     stop: CancellationToken,
 ) {
     loop {
@@ -47,18 +54,25 @@ pub(super) async fn record(
         };
         let Some(first) = first else { return };
         let mut attempts = Vec::new();
+        let mut reportable = Vec::new();
         let mut postponed = Vec::new();
         let mut next = Some(first);
         while let Some(record) = next {
             match record {
-                Record::Attempt(attempt) => attempts.push(attempt),
+                Record::Attempt {
+                    attempt,
+                    reportable: report,
+                } => {
+                    attempts.push(attempt);
+                    reportable.push(report);
+                }
                 Record::Postpone(id, due) => postponed.push((id, due)),
             }
             next = (attempts.len() + postponed.len() < RECORD_BATCH)
                 .then(|| queue.try_recv().ok())
                 .flatten();
         }
-        write_outcomes(
+        let recorded = write_outcomes(
             store.as_ref(),
             &attempts,
             &postponed,
@@ -66,25 +80,50 @@ pub(super) async fn record(
             &stop,
         )
         .await;
+        operations.attempts_recorded(reported(&attempts, &reportable, &recorded));
     }
 }
 
-/// Writes one batch of outcomes.
+/// The recorded attempts operators are told about.
+fn reported(
+    attempts: &[AttemptRecord],
+    reportable: &[bool],
+    recorded: &HashSet<String>,
+) -> RecordedBatch {
+    let mut batch = RecordedBatch::default();
+    for (attempt, _) in attempts
+        .iter()
+        .zip(reportable)
+        .filter(|(attempt, reportable)| **reportable && recorded.contains(&attempt.job.id))
+    {
+        let letter = match &attempt.next {
+            NextStep::DeadLetter(letter) => Some(letter.as_ref()),
+            _ => None,
+        };
+        let delivered = attempt.next == NextStep::Delivered;
+        batch.add(&attempt.job.subscription_id, delivered, letter);
+    }
+    batch
+}
+
+/// Writes one batch of outcomes; returns the ids of the jobs whose attempt was recorded.
 async fn write_outcomes(
     store: &dyn DeliveryStore,
     attempts: &[AttemptRecord],
     postponed: &[(String, DateTime<Utc>)],
     successors: &dyn Successors,
     stop: &CancellationToken,
-) {
+) -> HashSet<String> {
     let lease = successors.lease();
     let due = lease.unwrap_or_else(Utc::now);
+    let mut recorded = HashSet::new();
     if !attempts.is_empty()
         && let Some(outcome) = persist(stop, || store.record_attempts(attempts, due)).await
     {
+        recorded.extend(outcome.recorded);
         for attempt in attempts {
             if let NextStep::DeadLetter(letter) = &attempt.next
-                && outcome.recorded.contains(&attempt.job.id)
+                && recorded.contains(&attempt.job.id)
             {
                 let stream = Some(letter.stream.as_str()).filter(|s| !s.is_empty());
                 metrics::event_failed(stream.unwrap_or("unknown"));
@@ -97,6 +136,7 @@ async fn write_outcomes(
     if !postponed.is_empty() {
         persist(stop, || store.postpone(postponed)).await;
     }
+    recorded
 }
 
 /// Runs `write` until it succeeds, pausing while the store is unavailable. A write the store

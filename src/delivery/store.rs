@@ -8,6 +8,7 @@ use super::{
     AttemptPage, AttemptRecord, CapacityClaim, CreatedJobs, DeadLetter, DeadLetterPage,
     DeadLetterQuery, DeliveryJob, NewDelivery, RecordedAttempts, StoredSubscription,
 };
+use crate::operations::Mark;
 use crate::store::StoreError;
 
 /// The keys of an ordered subscription held back by a failing head.
@@ -45,8 +46,9 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Deletes a subscription with its delivery jobs and log; false if it did not exist.
     async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Disables a subscription whose endpoint asked not to be called again (410 Gone).
-    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError>;
+    /// Disables a subscription whose endpoint asked not to be called again (410 Gone); true
+    /// when this call disabled it (it was enabled), so that one process reports it.
+    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<bool, StoreError>;
 
     /// Creates the jobs whose (event, subscription, replay) has none yet, each due at its `due`
     /// (a pair seen before keeps its job). A job with an ordering key queues behind the unfinished
@@ -134,6 +136,22 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// longer exists. A job that was an ordered head comes back unordered: its key went on
     /// without it, and it must not hold the key's later events back again.
     async fn requeue_delivery(&self, letter: &DeadLetter) -> Result<bool, StoreError>;
+
+    /// Raises the operational mark `key` (adding `count` to it when it is raised already); true
+    /// when this call raised it. Of processes raising one mark at once, exactly one gets true.
+    async fn raise_mark(
+        &self,
+        key: &str,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Lowers the operational mark `key`, returning it when this call lowered it (exactly one of
+    /// processes lowering it at once gets it).
+    async fn clear_mark(&self, key: &str) -> Result<Option<Mark>, StoreError>;
+
+    /// The keys of the raised operational marks that start with `prefix`.
+    async fn raised_marks(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 
     /// Entries in the dead-letter queue.
     async fn dead_letter_count(&self) -> Result<u64, StoreError>;

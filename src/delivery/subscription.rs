@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::{ContentMode, DeliveryOrdering, Filters, StaticHeaders};
 use crate::events::Event;
+use crate::operations::is_operational;
 
 /// Longest event-type pattern.
 const MAX_PATTERN_LEN: usize = 256;
@@ -61,11 +62,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// True when `event_type` matches one of the subscription's patterns.
+    /// True when `event_type` matches one of the subscription's patterns. EventFlow's own
+    /// operational events go only to patterns that name them (`eventflow.*`, an exact type):
+    /// `*` means every event of the producers, and an existing `*` receiver is not sent a new
+    /// kind of event it never asked for.
     pub fn matches(&self, event_type: &str) -> bool {
+        let operational = is_operational(event_type);
         self.event_types
             .iter()
-            .any(|pattern| pattern_matches(pattern, event_type))
+            .any(|pattern| (!operational || pattern != "*") && pattern_matches(pattern, event_type))
     }
 
     /// True when `event` is one to deliver: its type matches and it passes every filter.

@@ -248,6 +248,12 @@ fn finish(
             "data and data_base64 are mutually exclusive",
         ));
     }
+    if crate::operations::is_operational(&event_type) {
+        violations.push(Violation::new(
+            "/type",
+            "eventflow.* types are reserved for EventFlow's operational events",
+        ));
+    }
     let datacontenttype = draft
         .datacontenttype
         .or_else(|| draft.data.is_some().then(|| "application/json".to_string()));

@@ -9,12 +9,16 @@ pub const BUSINESS_STREAM: &str = "events:business";
 /// Stream of page views, feature use and conversions.
 pub const ANALYTICS_STREAM: &str = "events:analytics";
 
+/// Stream of EventFlow's own operational events (`eventflow.*`).
+pub const OPERATIONS_STREAM: &str = "events:eventflow";
+
 /// The streams of the known families, in a fixed order.
-pub const FAMILY_STREAMS: [&str; 4] = [
+pub const FAMILY_STREAMS: [&str; 5] = [
     USER_STREAM,
     SYSTEM_STREAM,
     BUSINESS_STREAM,
     ANALYTICS_STREAM,
+    OPERATIONS_STREAM,
 ];
 
 /// Routes event types to streams by their prefix; unknown families go to a default stream.
@@ -39,6 +43,7 @@ impl StreamRouter {
             "system" => SYSTEM_STREAM,
             "order" | "payment" | "notification" => BUSINESS_STREAM,
             "page" | "feature" | "conversion" => ANALYTICS_STREAM,
+            "eventflow" => OPERATIONS_STREAM,
             _ => &self.default_stream,
         }
     }
@@ -66,7 +71,11 @@ mod tests {
         assert_eq!(router.stream_for("notification.sent"), BUSINESS_STREAM);
         assert_eq!(router.stream_for("conversion.tracked"), ANALYTICS_STREAM);
         assert_eq!(router.stream_for("com.example.thing"), "events:default");
-        assert_eq!(router.all_streams().len(), 5);
-        assert_eq!(StreamRouter::new(USER_STREAM).all_streams().len(), 4);
+        assert_eq!(
+            router.stream_for("eventflow.subscription.disabled"),
+            OPERATIONS_STREAM
+        );
+        assert_eq!(router.all_streams().len(), 6);
+        assert_eq!(StreamRouter::new(USER_STREAM).all_streams().len(), 5);
     }
 }

@@ -79,6 +79,15 @@ impl BreakerState {
     }
 }
 
+/// A change of a breaker's state that a call caused: what operators are told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerTransition {
+    /// The call's failure opened the circuit (the threshold was reached, or a trial failed).
+    Opened,
+    /// The call was the last trial needed: the circuit is closed again.
+    Closed,
+}
+
 /// Why a call through the breaker did not succeed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BreakerError<E> {
@@ -134,6 +143,11 @@ impl BreakerBoard {
             .clone()
     }
 
+    /// How its breakers open and recover.
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
     /// The state of `key`'s breaker; `None` when this process has not used it.
     pub fn state(&self, key: &str) -> Option<BreakerState> {
         self.lock().get(key).map(|breaker| breaker.state())
@@ -185,17 +199,31 @@ impl CircuitBreaker {
         Op: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let trial = self
-            .admit()
-            .map_err(|retry_in| BreakerError::Open { retry_in })?;
+        self.call_reporting(operation).await.0
+    }
+
+    /// [`CircuitBreaker::call`], also saying whether this call opened or closed the circuit:
+    /// of the calls settled while the breaker is in one phase, exactly one changes it.
+    pub async fn call_reporting<T, E, Fut, Op>(
+        &self,
+        operation: Op,
+    ) -> (Result<T, BreakerError<E>>, Option<BreakerTransition>)
+    where
+        Op: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let trial = match self.admit() {
+            Ok(trial) => trial,
+            Err(retry_in) => return (Err(BreakerError::Open { retry_in }), None),
+        };
         let mut pending = Outcome {
             breaker: self,
             trial,
             recorded: false,
         };
         let result = operation().await;
-        pending.record(result.is_ok());
-        result.map_err(BreakerError::Failed)
+        let transition = pending.record(result.is_ok());
+        (result.map_err(BreakerError::Failed), transition)
     }
 
     /// Lets a call through (with its half-open round when it is a trial), or says how long to
@@ -234,8 +262,9 @@ impl CircuitBreaker {
         }
     }
 
-    /// Records the outcome of an admitted call; `None` when it was abandoned (cancelled).
-    fn settle(&self, trial: Option<u64>, success: Option<bool>) {
+    /// Records the outcome of an admitted call (`None` when it was abandoned, cancelled), and
+    /// returns the transition it caused.
+    fn settle(&self, trial: Option<u64>, success: Option<bool>) -> Option<BreakerTransition> {
         let mut phase = self.phase();
         let next = match (&mut *phase, success) {
             (Phase::Closed { failures }, Some(true)) => {
@@ -267,9 +296,13 @@ impl CircuitBreaker {
             // A late outcome of a call admitted in an earlier phase, or an abandoned call.
             _ => None,
         };
-        if let Some(next) = next {
-            *phase = next;
-        }
+        let next = next?;
+        let transition = match next {
+            Phase::Open { .. } => BreakerTransition::Opened,
+            Phase::Closed { .. } | Phase::HalfOpen { .. } => BreakerTransition::Closed,
+        };
+        *phase = next;
+        Some(transition)
     }
 
     fn opened(&self) -> Phase {
@@ -294,16 +327,17 @@ struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
-    fn record(&mut self, success: bool) {
+    fn record(&mut self, success: bool) -> Option<BreakerTransition> {
         self.recorded = true;
-        self.breaker.settle(self.trial, Some(success));
+        self.breaker.settle(self.trial, Some(success))
     }
 }
 
 impl Drop for Outcome<'_> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.breaker.settle(self.trial, None);
+            // An abandoned call changes no phase: it neither failed nor succeeded.
+            let _ = self.breaker.settle(self.trial, None);
         }
     }
 }

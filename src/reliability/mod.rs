@@ -3,6 +3,8 @@
 mod breaker;
 mod retry;
 
-pub use breaker::{BreakerBoard, BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
+pub use breaker::{
+    BreakerBoard, BreakerConfig, BreakerError, BreakerState, BreakerTransition, CircuitBreaker,
+};
 pub(crate) use retry::random_unit;
 pub use retry::{RetryConfig, retry};

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::{Pacer, Replay, ReplayProgress, ReplayStatus, ReplayStore};
 use crate::delivery::{NewDelivery, Subscription, SubscriptionDirectory};
 use crate::events::Event;
+use crate::operations::{OperationalEvent, Operations};
 use crate::store::{EventStore, StoreError, TimeRange};
 
 /// How often the store is asked for replays to run.
@@ -44,6 +45,8 @@ pub struct ReplayRunner {
     /// Names this process in the lease of each replay it takes (with a token per claim, so that
     /// a replay taken again after its lease ran out never has two runs here).
     owner: String,
+    /// Where each replay's end is reported.
+    operations: Operations,
 }
 
 /// The runner's tasks, to wait for at shutdown.
@@ -90,7 +93,13 @@ impl ReplayRunner {
             directory,
             rate,
             owner: uuid::Uuid::now_v7().to_string(),
+            operations: Operations::default(),
         }
+    }
+
+    /// The same runner, reporting each replay's end to `operations`.
+    pub fn reporting_to(self, operations: Operations) -> Self {
+        Self { operations, ..self }
     }
 
     /// Takes and runs replays until `shutdown`.
@@ -274,12 +283,28 @@ impl ReplayRunner {
         error: Option<&str>,
     ) {
         tracing::info!(replay = %replay.id, status = status.as_str(), matched = progress.matched, replayed = progress.replayed, deliveries = progress.deliveries, error, "replay finished");
-        if let Err(err) = self
+        match self
             .replays
             .finish_replay(&replay.id, lease, progress, status, error)
             .await
         {
-            tracing::warn!(replay = %replay.id, error = %err, "cannot record the end of a replay; it runs again after its lease");
+            Ok(true) => {
+                let subscription = match &replay.subscription_id {
+                    Some(id) => self.directory.get(id).await.ok().flatten(),
+                    None => None,
+                };
+                self.operations.publish(OperationalEvent::replay_finished(
+                    replay,
+                    progress,
+                    status,
+                    error,
+                    subscription.as_ref().map(|stored| &stored.subscription),
+                ));
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(replay = %replay.id, error = %err, "cannot record the end of a replay; it runs again after its lease");
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::delivery::{
     DeadLetterPage, DeadLetterQuery, DeliveryJob, DeliveryStore, NewDelivery, RecordedAttempts,
     StoredSubscription,
 };
+use crate::operations::Mark;
 
 const SUBSCRIPTION_COLUMNS: &str = "SELECT id, name, event_types, webhook_url, secret, enabled, \
      disabled_reason, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us, \
@@ -175,17 +176,17 @@ impl DeliveryStore for PgStore {
         .await
     }
 
-    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
         bounded(async {
-            sqlx::query(
+            let changed = sqlx::query(
                 "UPDATE subscriptions SET enabled = false, disabled_reason = $1, updated_at = now() \
-                 WHERE id = $2",
+                 WHERE id = $2 AND enabled",
             )
             .bind(reason)
             .bind(id)
             .execute(self.pool())
             .await?;
-            Ok(())
+            Ok(changed.rows_affected() > 0)
         })
         .await
     }
@@ -465,6 +466,37 @@ impl DeliveryStore for PgStore {
             }
             tx.commit().await?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn raise_mark(
+        &self,
+        key: &str,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            SharedSql::<Postgres>(&mut conn)
+                .raise_mark(key, count, now)
+                .await
+        })
+        .await
+    }
+
+    async fn clear_mark(&self, key: &str) -> Result<Option<Mark>, StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            SharedSql::<Postgres>(&mut conn).clear_mark(key).await
+        })
+        .await
+    }
+
+    async fn raised_marks(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        bounded(async {
+            let mut conn = self.pool().acquire().await?;
+            SharedSql::<Postgres>(&mut conn).raised_marks(prefix).await
         })
         .await
     }

@@ -19,6 +19,7 @@ use crate::delivery::{
     DeadLetterPage, DeadLetterQuery, DeliveryJob, DeliveryStore, NewDelivery, RecordedAttempts,
     StoredSubscription,
 };
+use crate::operations::Mark;
 
 /// What retention deletes, oldest first, a batch at a time: finished jobs, logged attempts and
 /// dead letters from before the cutoff, and replays that finished before it.
@@ -143,16 +144,17 @@ impl DeliveryStore for SqliteStore {
         Ok(deleted > 0)
     }
 
-    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_us = ? WHERE id = ?",
+    async fn disable_subscription(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE subscriptions SET enabled = 0, disabled_reason = ?, updated_us = ? \
+             WHERE id = ? AND enabled = 1",
         )
         .bind(reason)
         .bind(Utc::now().timestamp_micros())
         .bind(id)
         .execute(&self.db().writer)
         .await?;
-        Ok(())
+        Ok(changed.rows_affected() > 0)
     }
 
     async fn create_deliveries(&self, jobs: &[NewDelivery]) -> Result<CreatedJobs, StoreError> {
@@ -366,6 +368,28 @@ impl DeliveryStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn raise_mark(
+        &self,
+        key: &str,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.db().writer.acquire().await?;
+        SharedSql::<Sqlite>(&mut conn)
+            .raise_mark(key, count, now)
+            .await
+    }
+
+    async fn clear_mark(&self, key: &str) -> Result<Option<Mark>, StoreError> {
+        let mut conn = self.db().writer.acquire().await?;
+        SharedSql::<Sqlite>(&mut conn).clear_mark(key).await
+    }
+
+    async fn raised_marks(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.db().reader.acquire().await?;
+        SharedSql::<Sqlite>(&mut conn).raised_marks(prefix).await
     }
 
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {

@@ -1,7 +1,8 @@
 //! The delivery statements whose SQL is the same in SQLite and PostgreSQL, written once, generic
 //! over the database: the shared pace of each endpoint (the rate limit's next free start time,
 //! and the requests in flight each process may have; both tables have the same columns in the
-//! two databases, times in microseconds), and the queries of a cancelled replay's jobs. What to
+//! two databases, times in microseconds), the queries of a cancelled replay's jobs, and the
+//! operational marks that make each happening reported once. What to
 //! grant is decided by [`crate::delivery::grant_capacity`].
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use super::StoreError;
 use crate::delivery::{CapacityClaim, CapacityHolder, OrderingKey, grant_capacity};
+use crate::operations::Mark;
 
 /// Reserves `count` starts spaced by `interval_us` at or after `now_us`, after every start
 /// reserved before; returns the first. The upsert is atomic in both databases, so processes
@@ -45,6 +47,17 @@ const QUEUED_KEYS_OF_REPLAY: &str = "SELECT DISTINCT subscription_id, ordering_k
 /// on its way; it stays).
 const DELETE_UNSENT_REPLAY_JOBS: &str = "DELETE FROM deliveries WHERE replay_id = $1 \
      AND (status = 'queued' OR (status = 'pending' AND ordering_key IS NULL))";
+
+/// Raises a mark, or adds to the count of one raised already; the count it returns equals the
+/// count added only when this statement raised it.
+const RAISE_MARK: &str = "INSERT INTO operational_marks (key, raised_us, count) VALUES ($1, $2, $3) \
+     ON CONFLICT (key) DO UPDATE SET count = operational_marks.count + $3 RETURNING count";
+
+/// Lowers a mark: only the statement that deletes the row gets it back.
+const CLEAR_MARK: &str = "DELETE FROM operational_marks WHERE key = $1 RETURNING raised_us, count";
+
+/// The keys of the raised marks under a prefix.
+const RAISED_MARKS: &str = "SELECT key FROM operational_marks WHERE key LIKE $1";
 
 /// The shared statements, run on one connection of database `DB` (in the caller's transaction
 /// when it has one).
@@ -135,6 +148,45 @@ where
         Ok(OrderingKey::of_jobs(
             rows.iter().map(|(s, k)| (s.as_str(), Some(k.as_str()))),
         ))
+    }
+
+    /// Raises `key` at `now` with `count` occurrences; true when this call raised it.
+    pub(super) async fn raise_mark(
+        self,
+        key: &str,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let (total,): (i64,) = sqlx::query_as::<DB, (i64,)>(RAISE_MARK)
+            .bind(key)
+            .bind(now.timestamp_micros())
+            .bind(count)
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(total == count)
+    }
+
+    /// Lowers `key`, returning the mark when this call lowered it.
+    pub(super) async fn clear_mark(self, key: &str) -> Result<Option<Mark>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as::<DB, (i64, i64)>(CLEAR_MARK)
+            .bind(key)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.map(|(raised_us, count)| Mark {
+            raised_at: DateTime::from_timestamp_micros(raised_us).unwrap_or_default(),
+            count: u64::try_from(count).unwrap_or_default(),
+        }))
+    }
+
+    /// The raised marks whose key starts with `prefix` (which holds no `%` or `_`).
+    pub(super) async fn raised_marks(self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{prefix}%");
+        let rows: Vec<(String,)> = sqlx::query_as::<DB, (String,)>(RAISED_MARKS)
+            .bind(pattern.as_str())
+            .fetch_all(&mut *self.0)
+            .await?;
+        Ok(rows.into_iter().map(|(key,)| key).collect())
     }
 
     /// Deletes `replay_id`'s jobs not yet sent.

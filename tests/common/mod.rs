@@ -1,6 +1,7 @@
 //! Shared test fixtures: an EventFlow instance on a free port with its own database file.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cluster;
 pub mod ordered;
 pub mod process;
 pub mod proxy;

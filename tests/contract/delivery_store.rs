@@ -72,7 +72,15 @@ async fn delivery_store_keeps_subscriptions(backend: Backend) {
         "{name}"
     );
 
-    store.disable_subscription(&id, "410 Gone").await.unwrap();
+    // Only the call that disables it says so: one process reports the disable.
+    assert!(
+        store.disable_subscription(&id, "410 Gone").await.unwrap(),
+        "{name}"
+    );
+    assert!(
+        !store.disable_subscription(&id, "410 Gone").await.unwrap(),
+        "{name}"
+    );
     let disabled = store.subscription(&id).await.unwrap().unwrap().subscription;
     assert!(!disabled.enabled, "{name}");
     assert_eq!(

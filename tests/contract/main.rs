@@ -49,6 +49,7 @@ macro_rules! contract_tests {
 mod broker;
 mod delivery_store;
 mod event_store;
+mod operational_marks;
 mod ordered_delivery;
 mod replay_store;
 
