@@ -23,6 +23,7 @@ use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::{BreakerBoard, BreakerConfig, RetryConfig};
 use crate::replay::{ReplayRunner, ReplayStore, ReplayTasks};
 use crate::retention::Retention;
+use crate::schemas::{EventTypeStore, SchemaRegistry};
 use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
@@ -89,6 +90,8 @@ pub struct Backends {
     pub deliveries: Arc<dyn DeliveryStore>,
     /// Replay jobs, in the same database.
     pub replays: Arc<dyn ReplayStore>,
+    /// The schema registry, in the same database.
+    pub event_types: Arc<dyn EventTypeStore>,
     /// The broker.
     pub broker: Arc<dyn Broker>,
     database: Database,
@@ -145,13 +148,14 @@ impl Backends {
     /// The backends of one store (events and deliveries in one database) and a broker.
     fn assemble<S, B>(store: S, broker: B, database: Database, database_url: String) -> Self
     where
-        S: EventStore + DeliveryStore + ReplayStore + Clone,
+        S: EventStore + DeliveryStore + ReplayStore + EventTypeStore + Clone,
         B: Broker,
     {
         Self {
             store: Arc::new(store.clone()),
             deliveries: Arc::new(store.clone()),
-            replays: Arc::new(store),
+            replays: Arc::new(store.clone()),
+            event_types: Arc::new(store),
             broker: Arc::new(broker),
             database,
             database_url,
@@ -318,12 +322,23 @@ pub async fn start(
         directory.clone(),
         reporter_stop.clone(),
     );
-    // An API process serves the API; a worker process its health probes and metrics.
+    // An API process serves the API (and enforces the schema registry, loaded before it serves);
+    // a worker process its health probes and metrics.
     let app = if role.api {
+        let schemas = Arc::new(SchemaRegistry::new(
+            backends.event_types.clone(),
+            config.unknown_event_types,
+        ));
+        if let Err(err) = schemas.reload().await {
+            tracing::warn!(error = %err, "cannot load the event types yet; they load on first use");
+        }
+        schemas.clone().spawn_refresh(shutdown.clone());
         metrics::register_ingest(&router.all_streams(), &api::documented_routes());
         let ctx = ApiContext {
             producer: producer.clone(),
             operations: operations.clone(),
+            event_types: backends.event_types.clone(),
+            schemas: schemas.clone(),
             store: backends.store.clone(),
             deliveries: backends.deliveries.clone(),
             replays: backends.replays.clone(),

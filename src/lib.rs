@@ -21,6 +21,7 @@ pub mod producer;
 pub mod reliability;
 pub mod replay;
 pub mod retention;
+pub mod schemas;
 pub mod server;
 pub mod sqlite;
 pub mod store;

@@ -47,6 +47,8 @@ async fn each_key_may_do_what_its_scopes_allow_and_nothing_more() {
     let event = user_created("usr_1");
     let subscription =
         json!({"name": "n", "event_types": ["*"], "webhook_url": "https://example.com/h"});
+    let event_type = json!({"schema": {"type": "object"}});
+    let payload = json!({"data": {}});
 
     let (status, headers, problem) =
         call_as(&server, None, "POST", "/api/v1/events", Some(&event)).await;
@@ -101,6 +103,36 @@ async fn each_key_may_do_what_its_scopes_allow_and_nothing_more() {
         ("sk_ops_9c1f5a", "GET", "/api/v1/events", None, 403),
         ("sk_all_4e6b2d", "GET", "/api/v1/events", None, 200),
         ("sk_all_4e6b2d", "GET", "/api/v1/dlq", None, 200),
+        // Changing the schema registry is an operator's; reading it and validating a reader's.
+        (
+            "sk_read_2b8d4e",
+            "PUT",
+            "/api/v1/event-types/invoice.paid",
+            Some(&event_type),
+            403,
+        ),
+        (
+            "sk_ops_9c1f5a",
+            "PUT",
+            "/api/v1/event-types/invoice.paid",
+            Some(&event_type),
+            201,
+        ),
+        ("sk_read_2b8d4e", "GET", "/api/v1/event-types", None, 200),
+        (
+            "sk_read_2b8d4e",
+            "POST",
+            "/api/v1/event-types/invoice.paid/validate",
+            Some(&payload),
+            200,
+        ),
+        (
+            "sk_shop_7f3a9c",
+            "DELETE",
+            "/api/v1/event-types/invoice.paid",
+            None,
+            403,
+        ),
     ];
     for (key, method, path, body, expected) in cases {
         let (status, _, answer) = call_as(&server, Some(key), method, path, body).await;

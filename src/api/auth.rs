@@ -115,9 +115,15 @@ fn scope_of(method: &Method, path: &str) -> Scope {
         path.strip_prefix(*prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    if admin.iter().any(under) {
+    let reads = method == Method::GET || method == Method::HEAD;
+    if under(&"/api/v1/event-types") && !reads && !path.ends_with("/validate") {
+        // Changing the registry changes what every producer may send.
         Scope::Admin
-    } else if method == Method::GET || method == Method::HEAD {
+    } else if under(&"/api/v1/event-types") {
+        Scope::EventsRead
+    } else if admin.iter().any(under) {
+        Scope::Admin
+    } else if reads {
         Scope::EventsRead
     } else {
         Scope::EventsWrite

@@ -19,6 +19,7 @@ use super::{ApiContext, path_segment};
 use crate::events::http_binding;
 use crate::events::ingest::{self, IngestContext};
 use crate::events::{Event, InvalidEvent, Violation};
+use crate::schemas::CheckError;
 use crate::store::{AppendOutcome, Cursor, EventQuery, TypeFilter};
 
 const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
@@ -133,6 +134,11 @@ pub async fn create_event(
             ingest::from_structured(value, ingest)?
         }
     };
+    let mut event = event;
+    ctx.schemas
+        .check(&mut event)
+        .await
+        .map_err(ApiError::from)?;
     tracing::Span::current().record("event_id", event.id());
     let outcome = ctx
         .producer
@@ -270,7 +276,15 @@ async fn ingest_batch(
             ContentMode::Batch => ingest::from_structured(item, ingest),
             _ => ingest::from_simple(item, ingest),
         };
-        match parsed {
+        let checked = match parsed {
+            Ok(mut event) => match ctx.schemas.check(&mut event).await {
+                Ok(()) => Ok(event),
+                Err(CheckError::Invalid(violations)) => Err(InvalidEvent(violations)),
+                Err(CheckError::Store(err)) => return Err(err.into()),
+            },
+            Err(invalid) => Err(invalid),
+        };
+        match checked {
             Ok(event) => {
                 results.push(None);
                 valid.push((index, event));

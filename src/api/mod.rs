@@ -4,6 +4,7 @@ mod auth;
 mod console;
 pub mod correlation;
 mod dlq;
+mod event_types;
 mod events;
 mod filters;
 mod health;
@@ -48,6 +49,10 @@ pub struct ApiContext {
     pub producer: Producer,
     /// Where an operator's disable of a subscription is reported.
     pub operations: crate::operations::Operations,
+    /// The schema registry's types and versions.
+    pub event_types: Arc<dyn crate::schemas::EventTypeStore>,
+    /// The registered types as ingest enforces them.
+    pub schemas: Arc<crate::schemas::SchemaRegistry>,
     /// Answers queries.
     pub store: Arc<dyn EventStore>,
     /// Subscriptions, delivery logs and dead letters.
@@ -125,6 +130,21 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
             get(subscriptions::list_deliveries),
         )
         .route("/api/v1/filters/evaluate", post(filters::evaluate))
+        .route("/api/v1/event-types", get(event_types::list_event_types))
+        .route(
+            "/api/v1/event-types/{type}",
+            get(event_types::get_event_type)
+                .put(event_types::put_event_type)
+                .delete(event_types::delete_event_type),
+        )
+        .route(
+            "/api/v1/event-types/{type}/versions/{version}",
+            get(event_types::get_schema_version),
+        )
+        .route(
+            "/api/v1/event-types/{type}/validate",
+            post(event_types::validate_payload),
+        )
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/dlq", get(dlq::list_dead_letters))
         .route("/api/v1/dlq/retry", post(dlq::retry_dead_letters))

@@ -339,6 +339,17 @@ fn depth(value: &serde_json::Value) -> usize {
     deepest
 }
 
+impl From<crate::schemas::CheckError> for ApiError {
+    fn from(err: crate::schemas::CheckError) -> Self {
+        match err {
+            crate::schemas::CheckError::Invalid(violations) => {
+                Self::InvalidEvent(InvalidEvent(violations))
+            }
+            crate::schemas::CheckError::Store(err) => err.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,8 @@ pub struct Config {
     pub max_batch_events: usize,
     /// LIVE_STREAM_MAX_CLIENTS.
     pub live_stream_max_clients: usize,
+    /// UNKNOWN_EVENT_TYPES: whether events of types not in the schema registry are stored.
+    pub unknown_event_types: crate::schemas::UnknownTypes,
     /// DLQ_ALERT_THRESHOLD: dead letters beyond which `eventflow.dlq.threshold_exceeded` is
     /// published; 0 for never.
     pub dlq_alert_threshold: u64,
@@ -258,6 +260,15 @@ impl Config {
                 "LIVE_STREAM_MAX_CLIENTS",
                 "a whole number from 1 to 100000",
                 |v| v.parse().ok().filter(|n| (1..=100_000).contains(n)),
+            )?,
+            unknown_event_types: vars.parse(
+                "UNKNOWN_EVENT_TYPES",
+                "accept or reject",
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "accept" => Some(crate::schemas::UnknownTypes::Accept),
+                    "reject" => Some(crate::schemas::UnknownTypes::Reject),
+                    _ => None,
+                },
             )?,
             dlq_alert_threshold: vars.parse(
                 "DLQ_ALERT_THRESHOLD",

@@ -140,6 +140,11 @@ pub const SETTINGS: &[Setting] = &[
         description: "Live streams (GET /api/v1/events/stream) open at once per API process; more get 503",
     },
     Setting {
+        name: "UNKNOWN_EVENT_TYPES",
+        default: "accept",
+        description: "accept: events of types not in the schema registry are stored unchecked; reject: they are refused with 422",
+    },
+    Setting {
         name: "DLQ_ALERT_THRESHOLD",
         default: "1000",
         description: "Dead letters beyond which eventflow.dlq.threshold_exceeded is published (once, until the queue is back at or below it); 0 for never",

@@ -6,6 +6,8 @@ mod delivery_postgres;
 mod delivery_rows;
 mod delivery_sqlite;
 mod delivery_tx;
+mod event_type_stores;
+mod event_types_sql;
 mod jobs_postgres;
 mod jobs_sqlite;
 mod postgres;

@@ -1,4 +1,4 @@
-//! The contract every `EventStore`, `DeliveryStore`, `ReplayStore` and `Broker` implementation
+//! The contract every `EventStore`, `DeliveryStore`, `ReplayStore`, `EventTypeStore` and `Broker` implementation
 //! passes: the same tests, a file per trait, each run once on the embedded SQLite store and broker
 //! and once on PostgreSQL and Redis. The second run needs the test services and is ignored
 //! unless included (`cargo test --test contract -- --include-ignored`, see README, Tests).
@@ -13,6 +13,7 @@ use eventflow::delivery::{
 };
 use eventflow::events::{Event, EventBuilder, StreamRouter};
 use eventflow::replay::ReplayStore;
+use eventflow::schemas::EventTypeStore;
 use eventflow::sqlite::SqliteDb;
 use eventflow::store::{EventStore, PgStore, SqliteStore};
 use serde_json::json;
@@ -49,6 +50,7 @@ macro_rules! contract_tests {
 mod broker;
 mod delivery_store;
 mod event_store;
+mod event_type_store;
 mod operational_marks;
 mod ordered_delivery;
 mod replay_store;
@@ -59,6 +61,7 @@ struct Backend {
     store: Arc<dyn EventStore>,
     deliveries: Arc<dyn DeliveryStore>,
     replays: Arc<dyn ReplayStore>,
+    event_types: Arc<dyn EventTypeStore>,
     broker: Arc<dyn Broker>,
     /// Makes stream names unique to this backend instance: tests share one Redis.
     run: String,
@@ -77,7 +80,8 @@ impl Backend {
             name: "sqlite+embedded",
             store: Arc::new(store.clone()),
             deliveries: Arc::new(store.clone()),
-            replays: Arc::new(store),
+            replays: Arc::new(store.clone()),
+            event_types: Arc::new(store),
             broker: Arc::new(EmbeddedBroker::new(db)),
             run: uuid::Uuid::new_v4().simple().to_string(),
             _dir: Some(dir),
@@ -95,7 +99,8 @@ impl Backend {
             name: "postgres+redis",
             store: Arc::new(store.clone()),
             deliveries: Arc::new(store.clone()),
-            replays: Arc::new(store),
+            replays: Arc::new(store.clone()),
+            event_types: Arc::new(store),
             broker: Arc::new(RedisBroker::connect_lazy(&redis, 100_000).unwrap()),
             run: uuid::Uuid::new_v4().simple().to_string(),
             _dir: None,
