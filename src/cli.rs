@@ -66,6 +66,15 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// The schema registry of a running EventFlow: event types and their JSON Schemas.
+    Types {
+        /// Where EventFlow runs, and how to print.
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: TypesAction,
+    },
     /// Load a running EventFlow and report throughput, latency percentiles and errors.
     Bench {
         /// Where EventFlow runs, and how to print.
@@ -273,6 +282,25 @@ pub enum DlqAction {
     Delete {
         /// The dead letter's id.
         id: String,
+    },
+}
+
+/// `eventflow types …`
+#[derive(Debug, Subcommand)]
+pub enum TypesAction {
+    /// Every registered type, with its latest version.
+    List,
+    /// One type, whole: its latest schema, examples and description.
+    Show {
+        /// The event type, such as invoice.paid.
+        event_type: String,
+    },
+    /// Register or change the types a JSON or YAML file declares: one type
+    /// (`{type, schema, description?, examples?, deprecated?}`), a list of them, or
+    /// `{event_types: [...]}`. A changed schema becomes a new version; an unchanged one does not.
+    Apply {
+        /// The file; `-` for standard input.
+        file: String,
     },
 }
 

@@ -35,6 +35,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         command,
         Command::Events { .. }
             | Command::Dlq { .. }
+            | Command::Types { .. }
             | Command::Demo { .. }
             | Command::Replay { .. }
             | Command::Bench { .. }
@@ -73,6 +74,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Dlq { remote, action } => {
             return remote::dlq(&client(&remote, &config)?, action).await;
+        }
+        Command::Types { remote, action } => {
+            return remote::types(&client(&remote, &config)?, action).await;
         }
         Command::Bench { remote, args } => {
             return remote::bench(&client(&remote, &config)?, args).await;

@@ -377,3 +377,55 @@ async fn bench_loads_the_api_and_reports_rates_percentiles_and_errors() {
     let report = bench_report(&keyed, &["ingest", "--api-key", "wrong"]).await;
     assert!(report["errors"]["401"].as_u64().unwrap() > 0, "{report}");
 }
+
+#[tokio::test]
+async fn types_are_applied_from_yaml_listed_and_shown() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("types.yaml");
+    let declare = |amount_type: &str| {
+        format!(
+            "event_types:\n\
+             - type: invoice.paid\n  description: An invoice was paid\n  schema:\n    type: object\n    required: [invoice_id]\n    properties:\n      invoice_id: {{type: string}}\n      amount: {{type: {amount_type}}}\n\
+             - type: invoice.voided\n  schema: {{type: object}}\n"
+        )
+    };
+    std::fs::write(&file, declare("number")).unwrap();
+    let path = file.to_str().unwrap();
+    let applied = stdout(&eventflow(&server, &["types", "apply", path]).await);
+    assert_eq!(
+        applied,
+        "invoice.paid: version 1\ninvoice.voided: version 1\n"
+    );
+    // Applying the same file again (every deploy) makes no version.
+    let again = stdout(&eventflow(&server, &["types", "apply", path]).await);
+    assert_eq!(again, applied);
+    std::fs::write(&file, declare("integer")).unwrap();
+    let changed = stdout(&eventflow(&server, &["types", "apply", path]).await);
+    assert_eq!(
+        changed,
+        "invoice.paid: version 2\ninvoice.voided: version 1\n"
+    );
+
+    let table = stdout(&eventflow(&server, &["types", "list"]).await);
+    assert!(table.starts_with("TYPE"), "{table}");
+    assert!(
+        table.contains("invoice.paid") && table.contains("invoice.voided"),
+        "{table}"
+    );
+    let shown: Value = serde_json::from_str(&stdout(
+        &eventflow(&server, &["types", "show", "invoice.paid"]).await,
+    ))
+    .unwrap();
+    assert_eq!(shown["schema"]["properties"]["amount"]["type"], "integer");
+    assert_eq!(shown["description"], "An invoice was paid");
+
+    std::fs::write(&file, "- type: broken.thing\n  schema: {type: objekt}\n").unwrap();
+    let refused = eventflow(&server, &["types", "apply", path]).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("/schema/type"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -311,6 +311,32 @@ async fn unknown_types_can_be_refused() {
     register(&api, "invoice.paid", &json!({"schema": invoice_schema()})).await;
     let (status, stored) = api.call("POST", "/api/v1/events", Some(&event)).await;
     assert_eq!(status, 201, "{stored}");
+    let broken = json!({"type": "invoice.paid", "source": "billing", "data": {}});
+    let (status, _) = api.call("POST", "/api/v1/events", Some(&broken)).await;
+    assert_eq!(status, 422);
+    let unknown = json!({"type": "surely.unknown", "source": "billing", "data": {}});
+    let (status, _) = api.call("POST", "/api/v1/events", Some(&unknown)).await;
+    assert_eq!(status, 422);
+
+    // Refusals are counted by registered type; every other type is one label value.
+    let metrics = server.metrics().await;
+    let refused = |label: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!(
+                    "eventflow_events_invalid_total{{type=\"{label}\"}}"
+                ))
+            })
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_default()
+    };
+    assert!(refused("unregistered") >= 1.0, "{metrics}");
+    assert!(refused("invoice.paid") >= 1.0, "{metrics}");
+    assert!(
+        !metrics.contains("type=\"other.thing\""),
+        "no label per unknown type"
+    );
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use crate::store::EventStore;
 const PUBLISHED: &str = "eventflow_events_published_total";
 const CONSUMED: &str = "eventflow_events_consumed_total";
 const FAILED: &str = "eventflow_events_failed_total";
+const INVALID: &str = "eventflow_events_invalid_total";
 const PROCESSING: &str = "eventflow_event_processing_seconds";
 const DLQ_SIZE: &str = "eventflow_dlq_size";
 const LIVE_STREAMS: &str = "eventflow_live_streams";
@@ -80,6 +81,10 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     describe_counter!(PUBLISHED, "Events published to the broker");
     describe_counter!(CONSUMED, "Events processed successfully by workers");
+    describe_counter!(
+        INVALID,
+        "Events refused at ingest by the schema registry, by registered type (any other: unregistered)"
+    );
     describe_counter!(
         FAILED,
         "Events whose processing failed for good (dead-lettered)"
@@ -152,6 +157,17 @@ pub fn register_ingest(streams: &[String], routes: &[(&'static str, String)]) {
         let _ = histogram!(HTTP_SECONDS, "method" => *method, "route" => route.clone());
     }
     gauge!(LIVE_STREAMS).increment(0.0);
+    counter!(INVALID, "type" => UNREGISTERED).increment(0);
+}
+
+/// The `type` label of refused events whose type is not registered: the label's values stay
+/// bounded by the registry, whatever producers send.
+pub const UNREGISTERED: &str = "unregistered";
+
+/// Counts an event the schema registry refused; `event_type` is a registered type or
+/// [`UNREGISTERED`].
+pub fn event_invalid(event_type: &str) {
+    counter!(INVALID, "type" => event_type.to_string()).increment(1);
 }
 
 /// Exports, at zero, the series a worker counts per stream before its first event.

@@ -10,12 +10,14 @@ mod demo;
 mod dlq;
 mod events;
 mod replay;
+mod types;
 
 pub use bench::bench;
 pub use demo::demo;
 pub use dlq::dlq;
 pub use events::events;
 pub use replay::replay;
+pub use types::types;
 
 use anyhow::{Context, anyhow};
 use serde_json::Value;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EventTypeStore, compile, parse_schema_url, schema_url, violations};
 use crate::events::http_binding::is_json_media_type;
 use crate::events::{Event, Violation};
+use crate::observability::metrics;
 use crate::store::StoreError;
 
 /// How often the registered types are read again.
@@ -106,6 +107,21 @@ impl SchemaRegistry {
     /// version a producer's `dataschema` names, else the latest. Events of types not registered
     /// pass or are refused as UNKNOWN_EVENT_TYPES says.
     pub async fn check(&self, event: &mut Event) -> Result<(), CheckError> {
+        let checked = self.check_unmetered(event).await;
+        if let Err(CheckError::Invalid(_)) = &checked {
+            let registered = self
+                .loaded()
+                .is_some_and(|latest| latest.contains_key(&event.envelope.event_type));
+            metrics::event_invalid(if registered {
+                &event.envelope.event_type
+            } else {
+                metrics::UNREGISTERED
+            });
+        }
+        checked
+    }
+
+    async fn check_unmetered(&self, event: &mut Event) -> Result<(), CheckError> {
         let event_type = event.envelope.event_type.clone();
         let named = event
             .envelope
