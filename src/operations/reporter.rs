@@ -6,7 +6,7 @@
 //! marks: a batch of failures must raise a subscription's `failing` mark before the success
 //! after them lowers it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,10 @@ use crate::reliability::{BreakerConfig, BreakerTransition};
 const QUEUE: usize = 4096;
 /// How long the reporter trusts its list of failing subscriptions before reading it again.
 const FAILING_MAX_AGE: Duration = Duration::from_secs(1);
+/// Least time between two recoveries of one subscription reported by this process: an endpoint
+/// that fails every other request gets one `recovered` event per period, with the failures
+/// counted in between, not one per batch of attempts.
+const RECOVERY_QUIET: Duration = Duration::from_secs(10);
 /// Mark of a subscription whose deliveries have been failing, by subscription id.
 const FAILING: &str = "failing/";
 /// Mark of a subscription whose breaker is open in some process, by subscription id.
@@ -107,6 +111,7 @@ impl Operations {
             directory,
             failing: HashSet::new(),
             failing_read: None,
+            recovered_at: HashMap::new(),
         };
         let task = tokio::spawn(reporter.run(queue, stop));
         (
@@ -159,6 +164,8 @@ struct Reporter {
     /// The subscriptions marked failing, as last read (plus those this process marked since).
     failing: HashSet<String>,
     failing_read: Option<Instant>,
+    /// When this process last reported each subscription's recovery.
+    recovered_at: HashMap<String, Instant>,
 }
 
 impl Reporter {
@@ -254,10 +261,15 @@ impl Reporter {
                     Err(err) => tracing::warn!(error = %err, "cannot count failed deliveries"),
                 }
             }
-            if !last_delivered || !self.is_failing(&id).await {
+            let quiet = self
+                .recovered_at
+                .get(&id)
+                .is_some_and(|at| at.elapsed() < RECOVERY_QUIET);
+            if !last_delivered || quiet || !self.is_failing(&id).await {
                 continue;
             }
             self.failing.remove(&id);
+            self.recovered_at.insert(id.clone(), Instant::now());
             match self.store.clear_mark(&key).await {
                 Ok(Some(mark)) => {
                     if let Some(subscription) = self.subscription(&id).await {
