@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::ApiContext;
 use super::problem::{ApiError, ApiPath, Problem, RawBody, decode_json};
 use crate::events::Violation;
-use crate::schemas::{EventType, EventTypeSpec, SchemaVersion, violations};
+use crate::schemas::{EventType, EventTypeSpec, SchemaVersion};
 
 /// A registered type as listed: the type and the subscriptions receiving it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,12 +201,14 @@ pub async fn validate_payload(
     RawBody(body): RawBody,
 ) -> Result<Json<ValidationOutcome>, ApiError> {
     let request: ValidationRequest = decode_json(&body)?;
-    let event_type = find(&ctx, &name).await?;
-    let validator = crate::schemas::compile(&event_type.schema).map_err(|_| ApiError::Internal)?;
-    let errors = violations(&validator, &Value::Object(request.data));
+    let (version, errors) = ctx
+        .schemas
+        .validate(&name, &Value::Object(request.data))
+        .await?
+        .ok_or_else(|| not_registered(&name))?;
     Ok(Json(ValidationOutcome {
         valid: errors.is_empty(),
-        version: event_type.version,
+        version,
         errors,
     }))
 }

@@ -13,17 +13,14 @@ use crate::replay::{Replay, ReplayProgress, ReplayStatus};
 /// The prefix every operational event type has, and producers may not use.
 const TYPE_PREFIX: &str = "eventflow.";
 
-/// Every operational event type, for the documentation and the console.
-pub const OPERATIONAL_TYPES: [&str; 8] = [
-    "eventflow.subscription.disabled",
-    "eventflow.subscription.breaker_opened",
-    "eventflow.subscription.breaker_closed",
-    "eventflow.delivery.dead_lettered",
-    "eventflow.delivery.recovered",
-    "eventflow.replay.completed",
-    "eventflow.replay.failed",
-    "eventflow.dlq.threshold_exceeded",
-];
+const SUBSCRIPTION_DISABLED: &str = "eventflow.subscription.disabled";
+const BREAKER_OPENED: &str = "eventflow.subscription.breaker_opened";
+const BREAKER_CLOSED: &str = "eventflow.subscription.breaker_closed";
+const DEAD_LETTERED: &str = "eventflow.delivery.dead_lettered";
+const RECOVERED: &str = "eventflow.delivery.recovered";
+const REPLAY_COMPLETED: &str = "eventflow.replay.completed";
+const REPLAY_FAILED: &str = "eventflow.replay.failed";
+const DLQ_THRESHOLD_EXCEEDED: &str = "eventflow.dlq.threshold_exceeded";
 
 /// Namespace of the name-based (v5) ids of operational events.
 const ID_NAMESPACE: uuid::Uuid = uuid::uuid!("6f0d3c2e-5d1b-4c8e-9a57-0e3f1c9b7a11");
@@ -55,7 +52,6 @@ pub struct OperationalEvent {
 
 impl OperationalEvent {
     fn new(event_type: &'static str, happening: String, reason: String) -> Self {
-        debug_assert!(OPERATIONAL_TYPES.contains(&event_type));
         let mut data = Map::new();
         data.insert("reason".into(), reason.into());
         Self {
@@ -94,7 +90,7 @@ impl OperationalEvent {
             DisabledBy::Operator => "operator",
         };
         Self::new(
-            OPERATIONAL_TYPES[0],
+            SUBSCRIPTION_DISABLED,
             format!("disabled/{}/{happening}", subscription.id),
             reason.to_string(),
         )
@@ -111,7 +107,7 @@ impl OperationalEvent {
         at: DateTime<Utc>,
     ) -> Self {
         Self::new(
-            OPERATIONAL_TYPES[1],
+            BREAKER_OPENED,
             format!(
                 "breaker_opened/{}/{}",
                 subscription.id,
@@ -129,7 +125,7 @@ impl OperationalEvent {
     pub fn breaker_closed(subscription: &Subscription, opened_at: DateTime<Utc>) -> Self {
         let open_for = (Utc::now() - opened_at).num_milliseconds().max(0) as f64 / 1000.0;
         Self::new(
-            OPERATIONAL_TYPES[2],
+            BREAKER_CLOSED,
             format!(
                 "breaker_closed/{}/{}",
                 subscription.id,
@@ -145,7 +141,7 @@ impl OperationalEvent {
     /// `eventflow.delivery.dead_lettered`: a delivery gave up and waits in the dead-letter queue.
     pub fn dead_lettered(subscription: &Subscription, letter: &DeadLetter) -> Self {
         Self::new(
-            OPERATIONAL_TYPES[3],
+            DEAD_LETTERED,
             format!("dead_lettered/{}", letter.id),
             letter.error.clone(),
         )
@@ -166,7 +162,7 @@ impl OperationalEvent {
         failing_since: DateTime<Utc>,
     ) -> Self {
         Self::new(
-            OPERATIONAL_TYPES[4],
+            RECOVERED,
             format!(
                 "recovered/{}/{}",
                 subscription.id,
@@ -189,10 +185,10 @@ impl OperationalEvent {
     ) -> Self {
         let (event_type, reason) = match (status, error) {
             (ReplayStatus::Failed, error) => (
-                OPERATIONAL_TYPES[6],
+                REPLAY_FAILED,
                 error.unwrap_or("the replay failed").to_string(),
             ),
-            _ => (OPERATIONAL_TYPES[5], "every event was walked".to_string()),
+            _ => (REPLAY_COMPLETED, "every event was walked".to_string()),
         };
         let event = Self::new(event_type, format!("replay/{}", replay.id), reason).with(
             "replay",
@@ -213,7 +209,7 @@ impl OperationalEvent {
         at: DateTime<Utc>,
     ) -> Self {
         Self::new(
-            OPERATIONAL_TYPES[7],
+            DLQ_THRESHOLD_EXCEEDED,
             format!("dlq_threshold/{}", at.timestamp_micros()),
             format!("the dead-letter queue holds {dead_letters} entries, more than {threshold}"),
         )

@@ -26,7 +26,7 @@ mod event;
 mod reporter;
 
 pub use dead_letter_watch::watch_dead_letters;
-pub use event::{DisabledBy, OPERATIONAL_TYPES, OperationalEvent, is_operational};
+pub use event::{DisabledBy, OperationalEvent, is_operational};
 pub use reporter::{Operations, RecordedBatch, ReporterTask};
 
 use chrono::{DateTime, Utc};

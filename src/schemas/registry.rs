@@ -179,6 +179,19 @@ impl SchemaRegistry {
         Ok(())
     }
 
+    /// Checks `data` against the latest version of `event_type`, compiled once like ingest's:
+    /// the version and every violation, or `None` when the type is not registered.
+    pub async fn validate(
+        &self,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<Option<(u32, Vec<Violation>)>, StoreError> {
+        let latest = self.latest().await?;
+        Ok(latest
+            .get(event_type)
+            .map(|schema| (schema.version, violations(&schema.validator, data))))
+    }
+
     /// The latest version of every type, as last loaded (loaded now the first time).
     async fn latest(&self) -> Result<Latest, StoreError> {
         if let Some(loaded) = self.loaded() {
