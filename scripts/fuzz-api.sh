@@ -18,6 +18,6 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
     exec "$CARGO_TARGET_DIR/debug/eventflow" serve) &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health/live" >/dev/null && break; sleep 0.1; done
-NO_COLOR=1 st --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+NO_COLOR=1 python3 scripts/schemathesis_cli.py --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --header "Authorization: Bearer $key" \
     --max-time "$seconds" --workers 2
