@@ -23,7 +23,7 @@ use crate::producer::{Producer, ProducerSettings};
 use crate::reliability::{BreakerBoard, BreakerConfig, RetryConfig};
 use crate::replay::{ReplayRunner, ReplayStore, ReplayTasks};
 use crate::retention::Retention;
-use crate::schemas::{EventTypeStore, SchemaRegistry};
+use crate::schemas::{EventTypeStore, SchemaRegistry, register_built_in};
 use crate::sqlite::SqliteDb;
 use crate::store::{EventStore, PgStore, SqliteStore};
 use crate::worker::{Handler, Worker, WorkerSettings, consumer_name};
@@ -329,6 +329,13 @@ pub async fn start(
             backends.event_types.clone(),
             config.unknown_event_types,
         ));
+        match register_built_in(backends.event_types.as_ref()).await {
+            Ok(registered) if !registered.is_empty() => {
+                tracing::info!(event_types = ?registered, "registered the built-in event types");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot register the built-in event types"),
+        }
         if let Err(err) = schemas.reload().await {
             tracing::warn!(error = %err, "cannot load the event types yet; they load on first use");
         }

@@ -155,6 +155,11 @@ async fn demo_sends_coherent_events_of_every_known_type() {
     assert_eq!(summary["sent"], 300);
     assert_eq!(summary["refused"], 0, "every demo event is valid");
     assert_eq!(summary["types"], 15);
+    assert_eq!(
+        summary["registered"],
+        json!([]),
+        "registered at first start"
+    );
     let (_, page) = server.call("GET", "/api/v1/events?limit=1000", None).await;
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 300);
@@ -172,8 +177,37 @@ async fn demo_sends_coherent_events_of_every_known_type() {
     assert!(!payments.is_empty());
     assert!(payments.iter().all(|order| orders.contains(order)));
 
+    // A type an operator deleted is registered again; one an operator changed stays changed.
+    let (status, _) = server
+        .call("DELETE", "/api/v1/event-types/page.view", None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, login) = server
+        .call("GET", "/api/v1/event-types/user.login", None)
+        .await;
+    let mut schema = login["schema"].clone();
+    schema["required"] = json!(["user_id", "method"]);
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/event-types/user.login",
+            Some(&json!({ "schema": schema })),
+        )
+        .await;
+    assert_eq!(status, 200);
     let paced = stdout(&eventflow(&server, &["demo", "--count", "20", "--rate", "200"]).await);
-    assert!(paced.starts_with("sent 20 events of "), "{paced}");
+    assert!(
+        paced.starts_with("registered page.view; sent 20 events of "),
+        "{paced}"
+    );
+    let (status, view) = server
+        .call("GET", "/api/v1/event-types/page.view", None)
+        .await;
+    assert_eq!((status, view["version"].clone()), (200, json!(2)), "{view}");
+    let (_, login) = server
+        .call("GET", "/api/v1/event-types/user.login", None)
+        .await;
+    assert_eq!(login["version"], 2, "the operator's change stays");
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,7 +16,7 @@ use utoipa::ToSchema;
 use super::ApiContext;
 use super::problem::{ApiError, ApiPath, Problem, RawBody, decode_json};
 use crate::events::Violation;
-use crate::schemas::{EventType, EventTypeSpec, SchemaVersion};
+use crate::schemas::{EventType, EventTypeSpec, SchemaVersion, register};
 
 /// A registered type as listed: the type and the subscriptions receiving it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,23 +74,14 @@ pub async fn put_event_type(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let spec: EventTypeSpec = decode_json(&body)?;
-    spec.check(&name).map_err(ApiError::InvalidFields)?;
-    let previous = ctx.event_types.event_type(&name).await?;
-    let latest = match &previous {
-        Some(previous) => previous.version,
-        None => ctx.event_types.latest_version(&name).await?,
-    };
-    let (event_type, new_version) = spec.apply(&name, previous.as_ref(), latest, Utc::now());
-    ctx.event_types
-        .save_event_type(&event_type, new_version)
-        .await?;
+    let registered = register(ctx.event_types.as_ref(), &name, spec).await?;
     ctx.schemas.reload().await?;
-    let status = if previous.is_some() {
-        StatusCode::OK
-    } else {
+    let status = if registered.created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((status, Json(event_type)).into_response())
+    Ok((status, Json(registered.event_type)).into_response())
 }
 
 /// Every registered type, with the subscriptions receiving it.

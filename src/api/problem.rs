@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::events::{InvalidEvent, Violation};
 use crate::producer::ProduceError;
+use crate::schemas::RegisterError;
 use crate::store::StoreError;
 
 /// The media type of problem responses.
@@ -196,6 +197,15 @@ impl From<&StoreError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         Self::from(&err)
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(err: RegisterError) -> Self {
+        match err {
+            RegisterError::Invalid(violations) => Self::InvalidFields(violations),
+            RegisterError::Store(store) => Self::from(&store),
+        }
     }
 }
 

@@ -1,15 +1,14 @@
 //! The known event types and their typed payloads.
 //!
-//! Each payload struct is the schema of `data` for one type: required identifying fields,
-//! optional descriptive ones, and nothing else (unknown fields are refused). The same structs
-//! serve producers in Rust through [`crate::events::EventBuilder::typed`].
+//! Each payload struct is the `data` of one type: required identifying fields, optional
+//! descriptive ones, and nothing else (unknown fields are refused). They serve producers in Rust
+//! through [`crate::events::EventBuilder::typed`]; ingest checks these types against their
+//! registered JSON Schemas ([`crate::schemas::built_in_types`]), which accept what the structs do.
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-
-use super::invalid::Violation;
 
 /// A payload with a fixed event type: what makes a struct usable with the event factory.
 pub trait KnownPayload: Serialize + DeserializeOwned {
@@ -320,13 +319,6 @@ macro_rules! catalog {
         /// Every event type with a typed payload.
         pub const KNOWN_TYPES: &[&str] = &[$($event_type),*];
 
-        /// Checks `data` against the payload of `event_type`; `None` for types outside the catalog.
-        pub(crate) fn validate_known(event_type: &str, data: &Value) -> Option<Result<(), Violation>> {
-            match event_type {
-                $($event_type => Some(check::<$payload>(data)),)*
-                _ => None,
-            }
-        }
     };
 }
 
@@ -346,84 +338,4 @@ catalog! {
     "page.view" => PageView,
     "feature.used" => FeatureUsed,
     "conversion.tracked" => ConversionTracked,
-}
-
-/// Deserializes `data` as `P`, turning the first error into a violation with a JSON pointer.
-fn check<P: DeserializeOwned>(data: &Value) -> Result<(), Violation> {
-    match serde_path_to_error::deserialize::<_, P>(data) {
-        Ok(_) => Ok(()),
-        Err(err) => {
-            let mut pointer = String::from("/data");
-            for segment in err.path().iter() {
-                use serde_path_to_error::Segment;
-                match segment {
-                    Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
-                    Segment::Map { key } => push_token(&mut pointer, key),
-                    Segment::Enum { variant } => push_token(&mut pointer, variant),
-                    Segment::Unknown => {}
-                }
-            }
-            let detail = err.into_inner().to_string();
-            // A missing field is reported on its parent; point at the field itself.
-            if let Some(field) = backticked(&detail, "missing field `") {
-                push_token(&mut pointer, field);
-            }
-            Err(Violation::new(pointer, detail))
-        }
-    }
-}
-
-/// Appends one JSON-pointer reference token, escaped per RFC 6901.
-fn push_token(pointer: &mut String, token: &str) {
-    pointer.push('/');
-    pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
-}
-
-fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = message.strip_prefix(prefix)?;
-    rest.split('`').next()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn every_known_type_is_listed_once() {
-        assert_eq!(KNOWN_TYPES.len(), 15);
-        assert!(validate_known("com.example.other", &json!({})).is_none());
-    }
-
-    #[test]
-    fn missing_field_points_at_the_field() {
-        let violation = validate_known(
-            "payment.completed",
-            &json!({"payment_id": "p1", "currency": "EUR"}),
-        )
-        .unwrap()
-        .unwrap_err();
-        assert_eq!(violation.pointer, "/data/amount");
-        assert!(
-            violation.detail.contains("missing field"),
-            "{}",
-            violation.detail
-        );
-    }
-
-    #[test]
-    fn unknown_and_mistyped_fields_are_refused() {
-        let unknown = validate_known("user.login", &json!({"user_id": "u", "colour": "red"}))
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(unknown.pointer, "/data/colour");
-        let mistyped = validate_known("order.created", &json!({"order_id": "o", "total": "ten"}))
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(mistyped.pointer, "/data/total");
-        let empty = validate_known("user.created", &json!({"user_id": " "}))
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(empty.pointer, "/data/user_id");
-    }
 }

@@ -4,12 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::catalog::validate_known;
 use super::envelope::{
     CloudEvent, Event, Metadata, Priority, REPLAY_EXTENSION, SERVER_METADATA_KEYS, SPEC_VERSION,
 };
 use super::fields::Fields;
-use super::http_binding::is_json_media_type;
 use super::invalid::{InvalidEvent, Violation};
 use super::routing::StreamRouter;
 
@@ -257,24 +255,6 @@ fn finish(
     let datacontenttype = draft
         .datacontenttype
         .or_else(|| draft.data.is_some().then(|| "application/json".to_string()));
-    let json_data = datacontenttype.as_deref().is_none_or(is_json_media_type);
-    if super::catalog::KNOWN_TYPES.contains(&event_type.as_str()) {
-        if draft.data_base64.is_some() || !json_data {
-            let pointer = if draft.data_base64.is_some() {
-                "/data_base64"
-            } else {
-                "/datacontenttype"
-            };
-            violations.push(Violation::new(
-                pointer,
-                format!("{event_type} carries JSON data"),
-            ));
-        } else if let Some(Err(violation)) =
-            validate_known(&event_type, draft.data.as_ref().unwrap_or(&Value::Null))
-        {
-            violations.push(violation);
-        }
-    }
     if !violations.is_empty() {
         return Err(InvalidEvent(violations));
     }

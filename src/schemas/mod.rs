@@ -9,17 +9,24 @@
 //! new version when it is ready. Versions are kept when a type is deleted: stored events keep
 //! naming the version they were checked against.
 //!
+//! The original system's 15 types are registered at first start ([`register_built_in`]).
+//!
 //! Schemas are compiled once per version and cached by every process ([`SchemaRegistry`]);
 //! references are resolved only within the schema itself (no file or network fetches: a schema
 //! given to the API must not make the server fetch URLs).
 
+mod built_in;
+mod registration;
 mod registry;
 mod store;
 
+pub use built_in::{built_in_types, register_built_in};
+pub use registration::{RegisterError, Registered, register};
 pub use registry::{CheckError, SchemaRegistry, UnknownTypes};
 pub use store::EventTypeStore;
 
 use chrono::{DateTime, Utc};
+use jsonschema::error::ValidationErrorKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -34,10 +41,11 @@ const MAX_EXAMPLES: usize = 20;
 const MAX_TYPE_LEN: usize = 256;
 
 /// What a PUT of an event type declares.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventTypeSpec {
     /// What the events of this type mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// A JSON Schema (draft 2020-12) for the events' `data`: an object, or `true`/`false`.
     #[schema(value_type = serde_json::Value)]
@@ -130,12 +138,34 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<Violation>> 
         .map_err(|err| vec![Violation::new("/schema", err.to_string())])
 }
 
-/// Every way `data` breaks the schema, as pointers into the event (`/data/...`).
+/// Every way `data` breaks the schema, as pointers into the event (`/data/...`). A missing
+/// required member and an unexpected one are pointed at themselves, not at their object, so a
+/// producer sees which member to add or remove.
 pub fn violations(validator: &jsonschema::Validator, data: &Value) -> Vec<Violation> {
-    validator
-        .iter_errors(data)
-        .map(|err| Violation::new(format!("/data{}", err.instance_path()), err.to_string()))
-        .collect()
+    let mut found = Vec::new();
+    for err in validator.iter_errors(data) {
+        let at = format!("/data{}", err.instance_path());
+        match err.kind() {
+            ValidationErrorKind::Required {
+                property: Value::String(member),
+            } => found.push(Violation::new(member_pointer(&at, member), err.to_string())),
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                found.extend(unexpected.iter().map(|member| {
+                    Violation::new(
+                        member_pointer(&at, member),
+                        format!("{member} is not a member this schema allows"),
+                    )
+                }));
+            }
+            _ => found.push(Violation::new(at, err.to_string())),
+        }
+    }
+    found
+}
+
+/// The pointer to `member` of the object at `object`.
+fn member_pointer(object: &str, member: &str) -> String {
+    format!("{object}/{}", member.replace('~', "~0").replace('/', "~1"))
 }
 
 impl EventTypeSpec {

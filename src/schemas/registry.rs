@@ -154,15 +154,21 @@ impl SchemaRegistry {
                 None => return Ok(()),
             },
         };
-        let json_data = event.envelope.data_base64.is_none()
-            && event
+        // Binary data, or data of another media type, has no JSON to check: say which attribute
+        // made it so.
+        let not_json = if event.envelope.data_base64.is_some() {
+            Some("/data_base64")
+        } else {
+            event
                 .envelope
                 .datacontenttype
                 .as_deref()
-                .is_none_or(is_json_media_type);
-        if !json_data {
+                .filter(|media_type| !is_json_media_type(media_type))
+                .map(|_| "/datacontenttype")
+        };
+        if let Some(pointer) = not_json {
             return Err(CheckError::Invalid(vec![Violation::new(
-                "/data",
+                pointer,
                 format!("{event_type} has a JSON Schema: its data must be JSON"),
             )]));
         }
