@@ -849,3 +849,43 @@ async fn a_traceparent_travels_from_ingest_to_the_stored_event_and_the_webhook()
         .unwrap();
     assert_eq!(kept["traceparent"], own, "{kept}");
 }
+
+/// Redis gives entries added to two streams in the same millisecond the same id: a batch that
+/// spans streams must still be processed at once, every entry of it, not left pending until
+/// another consumer claims it (CLAIM_IDLE_MS, 30 s by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_spanning_streams_reaches_every_subscription_at_once() {
+    let server =
+        TestServer::start_with(&[("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")], Vec::new()).await;
+    let users = Receiver::start(Mode::Accept).await;
+    server.subscribe(&users.url, &["user.*"]).await;
+    let orders = Receiver::start(Mode::Accept).await;
+    server.subscribe(&orders.url, &["order.*"]).await;
+    let mut batch: Vec<Value> = (0..5)
+        .map(|n| json!({"type": "user.created", "source": "t", "data": {"user_id": format!("u{n}")}}))
+        .collect();
+    batch.extend((0..5).map(
+        |n| json!({"type": "order.created", "source": "t", "data": {"order_id": format!("o{n}")}}),
+    ));
+    let (status, outcome) = server
+        .call(
+            "POST",
+            "/api/v1/events/batch",
+            Some(&json!({ "events": batch })),
+        )
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].clone()),
+        (200, json!(10)),
+        "{outcome}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            users.count() == 5 && orders.count() == 5
+        })
+        .await,
+        "users {}, orders {}",
+        users.count(),
+        orders.count()
+    );
+}

@@ -139,14 +139,14 @@ impl Worker {
             let processor = processor.clone();
             lane_tasks.spawn(async move {
                 while let Some(delivery) = queue.recv().await {
-                    let entry_id = delivery.entry_id.clone();
+                    let entry = InFlight::of(&delivery);
                     // A panicking handler must not take the lane down with it: the entry stays
                     // pending, is claimed again later and dead-lettered once over budget.
                     let run = AssertUnwindSafe(processor.process(delivery)).catch_unwind();
                     if run.await.is_err() {
-                        tracing::error!(entry_id = %entry_id.0, "processing panicked");
+                        tracing::error!(stream = %entry.0, entry_id = %entry.1.0, "processing panicked");
                     }
-                    processor.settled(&entry_id);
+                    processor.settled(&entry);
                 }
             });
             lanes.push(lane);
@@ -194,7 +194,7 @@ impl Worker {
                         (LINGER_AFTER..self.settings.read_count).contains(&deliveries.len());
                     for delivery in deliveries {
                         // A claim can return an entry this worker still holds in a lane.
-                        if !processor.admit(&delivery.entry_id) {
+                        if !processor.admit(InFlight::of(&delivery)) {
                             continue;
                         }
                         let lane = &lanes[lane_of(&delivery, lanes.len())];
@@ -365,20 +365,31 @@ struct Processor {
     retry: RetryConfig,
     acks: mpsc::Sender<Settlement>,
     /// Entries dispatched to a lane and not yet settled.
-    in_flight: Mutex<HashSet<EntryId>>,
+    in_flight: Mutex<HashSet<InFlight>>,
+}
+
+/// An entry by stream and id: entry ids are unique within a stream only (Redis gives entries
+/// added to two streams in the same millisecond the same id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InFlight(String, EntryId);
+
+impl InFlight {
+    fn of(delivery: &Delivery) -> Self {
+        Self(delivery.message.stream.clone(), delivery.entry_id.clone())
+    }
 }
 
 impl Processor {
     /// Records `entry` as in flight; false if it already is.
-    fn admit(&self, entry: &EntryId) -> bool {
+    fn admit(&self, entry: InFlight) -> bool {
         self.in_flight
             .lock()
-            .map(|mut set| set.insert(entry.clone()))
+            .map(|mut set| set.insert(entry))
             .unwrap_or(true)
     }
 
     /// Forgets `entry` once its lane is done with it.
-    fn settled(&self, entry: &EntryId) {
+    fn settled(&self, entry: &InFlight) {
         if let Ok(mut set) = self.in_flight.lock() {
             set.remove(entry);
         }
