@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `fill` appends straight to the store in batches of 1,000 (marking them published, so no
-//! outbox backlog runs during the queries). `query` picks its filter values from an event in the
+//! outbox backlog runs during the queries), and counts them through the insights' tally as
+//! `serve` would, with one delivery per event to one of three subscriptions (one in fifty
+//! failing), then drops the minute buckets older than their retention as the flusher does. `query` picks its filter values from an event in the
 //! middle of the store, runs each query `--repeat` times one after the other, and prints p50 and
 //! p99 per query. Used by `scripts/bench-queries.sh`.
 
@@ -19,19 +21,25 @@ use eventflow::app::Backends;
 use eventflow::config::Config;
 use eventflow::events::StreamRouter;
 use eventflow::events::ingest::{IngestContext, from_simple};
+use eventflow::insights::{Interval, Metric, Tally};
 use eventflow::store::AppendOutcome;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// Events appended at once.
 const BATCH: usize = 1000;
 /// How far back the events go.
 const HISTORY: Duration = Duration::from_secs(30 * 86_400);
+/// The subscriptions the counted deliveries go to.
+const SUBSCRIPTIONS: [&str; 3] = ["sub_crm", "sub_billing", "sub_analytics"];
 
 async fn fill(events: usize) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let backends = Backends::open(&config).await?;
     backends.upgrade_schema().await?;
     let router = StreamRouter::new(config.default_stream.clone());
+    let stop_counting = CancellationToken::new();
+    let (counts, flusher) = Tally::spawn(backends.counts.clone(), stop_counting.clone());
     let started = Instant::now();
     let oldest = Utc::now() - HISTORY;
     let step = HISTORY.as_secs_f64() / events as f64;
@@ -60,6 +68,7 @@ async fn fill(events: usize) -> anyhow::Result<()> {
             };
             batch.push(from_simple(value, context)?);
         }
+        count_as_served(&counts, &batch, first);
         let outcomes = backends.store.append(batch).await?;
         let sequences: Vec<i64> = outcomes
             .iter()
@@ -73,6 +82,13 @@ async fn fill(events: usize) -> anyhow::Result<()> {
             eprintln!("{} events stored", first + count);
         }
     }
+    stop_counting.cancel();
+    flusher.finished().await;
+    let kept = chrono::Duration::from_std(Interval::Minute.retention())?;
+    backends
+        .counts
+        .prune_counts(Interval::Minute, Utc::now() - kept)
+        .await?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "stored {events} events in {seconds:.0} s ({:.0} events/s)",
@@ -80,6 +96,30 @@ async fn fill(events: usize) -> anyhow::Result<()> {
     );
     backends.close().await;
     Ok(())
+}
+
+/// Counts a batch as `serve` would: the events by type, and one delivery attempt each.
+fn count_as_served(counts: &Tally, batch: &[eventflow::events::Event], first: usize) {
+    let at = |event: &eventflow::events::Event| event.metadata.received_at;
+    counts.add(
+        Metric::Events,
+        batch
+            .iter()
+            .map(|e| (e.envelope.event_type.as_str(), at(e))),
+    );
+    for (metric, failed) in [
+        (Metric::Deliveries, false),
+        (Metric::DeliveryFailures, true),
+    ] {
+        counts.add(
+            metric,
+            batch
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| ((first + n) % 50 == 49) == failed)
+                .map(|(n, e)| (SUBSCRIPTIONS[(first + n) % SUBSCRIPTIONS.len()], at(e))),
+        );
+    }
 }
 
 /// GETs `path` `repeat` times; returns the latencies, sorted, and the last answer.
@@ -103,6 +143,21 @@ async fn timed_gets(
     }
     latencies.sort_unstable();
     Ok((latencies, last))
+}
+
+/// Events in a page, points in a timeseries, types in the registry; 1 for one event.
+fn answer_size(answer: &Value) -> usize {
+    if let Some(series) = answer["series"].as_array() {
+        return series
+            .iter()
+            .filter_map(|s| s["points"].as_array())
+            .map(Vec::len)
+            .sum();
+    }
+    ["events", "event_types"]
+        .iter()
+        .find_map(|list| answer[*list].as_array().map(Vec::len))
+        .unwrap_or(1)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -184,12 +239,33 @@ async fn query(api: &str, repeat: usize) -> anyhow::Result<()> {
             "/api/v1/events?limit=50&offset=5000".into(),
         ),
         ("by id", format!("/api/v1/events/{}", text("/id"))),
+        (
+            "timeseries: events by type, 1m, last hour",
+            "/api/v1/stats/timeseries?metric=events&interval=1m&since=60m".into(),
+        ),
+        (
+            "timeseries: events by type, 1h, last 24 h",
+            "/api/v1/stats/timeseries?metric=events&interval=1h&since=24h".into(),
+        ),
+        (
+            "timeseries: deliveries by subscription, 1m, last hour",
+            "/api/v1/stats/timeseries?metric=deliveries&interval=1m&since=60m".into(),
+        ),
+        (
+            "timeseries: events by type, 1h, last 7 days",
+            "/api/v1/stats/timeseries?metric=events&interval=1h&since=7d".into(),
+        ),
+        (
+            "timeseries: events by type, 1m, last 24 h",
+            "/api/v1/stats/timeseries?metric=events&interval=1m&since=24h".into(),
+        ),
+        ("event types with counts", "/api/v1/event-types".into()),
     ];
-    println!("| query | p50 ms | p99 ms | events in the answer |");
+    println!("| query | p50 ms | p99 ms | events (or points, or types) in the answer |");
     println!("|---|---|---|---|");
     for (name, path) in &queries {
         let (latencies, last) = timed_gets(&client, api, path, repeat).await?;
-        let found = last["events"].as_array().map_or(1, Vec::len);
+        let found = answer_size(&last);
         println!(
             "| {name} | {:.2} | {:.2} | {found} |",
             percentile(&latencies, 0.5),

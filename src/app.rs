@@ -17,6 +17,7 @@ use crate::delivery::{
     WebhookFanout,
 };
 use crate::events::StreamRouter;
+use crate::insights::{CountStore, Tally};
 use crate::observability::metrics;
 use crate::operations::{Operations, watch_dead_letters};
 use crate::producer::{Producer, ProducerSettings};
@@ -92,6 +93,8 @@ pub struct Backends {
     pub replays: Arc<dyn ReplayStore>,
     /// The schema registry, in the same database.
     pub event_types: Arc<dyn EventTypeStore>,
+    /// The insights' counts, in the same database.
+    pub counts: Arc<dyn CountStore>,
     /// The broker.
     pub broker: Arc<dyn Broker>,
     database: Database,
@@ -148,14 +151,15 @@ impl Backends {
     /// The backends of one store (events and deliveries in one database) and a broker.
     fn assemble<S, B>(store: S, broker: B, database: Database, database_url: String) -> Self
     where
-        S: EventStore + DeliveryStore + ReplayStore + EventTypeStore + Clone,
+        S: EventStore + DeliveryStore + ReplayStore + EventTypeStore + CountStore + Clone,
         B: Broker,
     {
         Self {
             store: Arc::new(store.clone()),
             deliveries: Arc::new(store.clone()),
             replays: Arc::new(store.clone()),
-            event_types: Arc::new(store),
+            event_types: Arc::new(store.clone()),
+            counts: Arc::new(store),
             broker: Arc::new(broker),
             database,
             database_url,
@@ -303,6 +307,9 @@ pub async fn start(
         timeout: config.http_request_timeout,
         access_log: config.access_log,
     };
+    // Counts are taken until the producer has stopped; then they are added to the store.
+    let tally_stop = CancellationToken::new();
+    let (counts, count_flusher) = Tally::spawn(backends.counts.clone(), tally_stop.clone());
     // Every process has a producer: the API's events, and every process's operational events.
     let (producer, producer_tasks) = Producer::spawn(
         backends.store.clone(),
@@ -311,6 +318,7 @@ pub async fn start(
         ProducerSettings {
             batch_size: config.batch_size,
             batch_timeout: config.batch_timeout,
+            counts: counts.clone(),
         },
         producer_stop.clone(),
     );
@@ -328,6 +336,7 @@ pub async fn start(
         let schemas = Arc::new(SchemaRegistry::new(
             backends.event_types.clone(),
             config.unknown_event_types,
+            counts.clone(),
         ));
         match register_built_in(backends.event_types.as_ref()).await {
             Ok(registered) if !registered.is_empty() => {
@@ -346,6 +355,7 @@ pub async fn start(
             operations: operations.clone(),
             event_types: backends.event_types.clone(),
             schemas: schemas.clone(),
+            counts: backends.counts.clone(),
             store: backends.store.clone(),
             deliveries: backends.deliveries.clone(),
             replays: backends.replays.clone(),
@@ -406,6 +416,7 @@ pub async fn start(
                 directory,
                 breakers,
                 operations,
+                counts,
             },
             handlers,
             &router,
@@ -442,6 +453,8 @@ pub async fn start(
         reporter.finished().await;
         producer_stop.cancel();
         producer_tasks.finished().await;
+        tally_stop.cancel();
+        count_flusher.finished().await;
         if let Some(retention) = retention {
             retention.await.ok();
         }
@@ -469,8 +482,6 @@ struct WorkerTasks {
     dead_letter_watch: Option<JoinHandle<()>>,
 }
 
-/// Starts the worker with the webhook fan-out ahead of `handlers`, the dispatcher that delivers
-/// what the fan-out creates, and the replay runner.
 /// What the worker of a process shares with its API.
 struct Shared {
     /// The subscriptions, as cached in this process.
@@ -479,8 +490,12 @@ struct Shared {
     breakers: BreakerBoard,
     /// Where happenings are reported as operational events.
     operations: Operations,
+    /// Where deliveries are counted for the insights.
+    counts: Tally,
 }
 
+/// Starts the worker with the webhook fan-out ahead of `handlers`, the dispatcher that delivers
+/// what the fan-out creates, and the replay runner.
 fn start_worker(
     config: &Config,
     backends: &Backends,
@@ -500,6 +515,7 @@ fn start_worker(
         directory,
         breakers,
         operations,
+        counts,
     } = shared;
     let consumer = consumer_name();
     let (dispatcher, dispatcher_tasks) = Dispatcher::spawn(
@@ -513,6 +529,7 @@ fn start_worker(
             allow_private: config.webhook_allow_private_networks,
             process: consumer.clone(),
             operations: operations.clone(),
+            counts,
         },
         shutdown.clone(),
     )

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod demo;
 pub mod dice;
 pub mod events;
+pub mod insights;
 pub mod observability;
 pub mod operations;
 pub mod producer;

@@ -18,6 +18,7 @@ fn settings() -> ProducerSettings {
     ProducerSettings {
         batch_size: 100,
         batch_timeout: Duration::from_millis(50),
+        counts: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,14 +17,21 @@ use utoipa::ToSchema;
 use super::ApiContext;
 use super::problem::{ApiError, ApiPath, Problem, RawBody, decode_json};
 use crate::events::Violation;
+use crate::insights::Metric;
 use crate::schemas::{EventType, EventTypeSpec, SchemaVersion, register};
 
-/// A registered type as listed: the type and the subscriptions receiving it.
+/// A registered type as listed: the type, what it has been doing, and who receives it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventTypeView {
     /// The type at its latest version.
     #[serde(flatten)]
     event_type: EventType,
+    /// Events of this type stored in the last hour.
+    events_last_hour: u64,
+    /// Events of this type stored in the last 24 hours.
+    events_last_24h: u64,
+    /// Events of this type refused by its schema in the last 24 hours.
+    invalid_last_24h: u64,
     /// The subscriptions whose `event_types` select it.
     subscriptions: Vec<String>,
 }
@@ -84,7 +92,8 @@ pub async fn put_event_type(
     Ok((status, Json(registered.event_type)).into_response())
 }
 
-/// Every registered type, with the subscriptions receiving it.
+/// Every registered type, with its counts of the last hour and day and the subscriptions
+/// receiving it.
 #[utoipa::path(
     get, path = "/api/v1/event-types", tag = "event types",
     responses(
@@ -96,12 +105,31 @@ pub async fn list_event_types(
     State(ctx): State<Arc<ApiContext>>,
 ) -> Result<Json<EventTypeList>, ApiError> {
     let subscriptions = ctx.directory.all().await?;
+    let now = Utc::now();
+    let last_hour = ctx
+        .counts
+        .totals(Metric::Events, now - chrono::Duration::hours(1))
+        .await?;
+    let last_day = ctx
+        .counts
+        .totals(Metric::Events, now - chrono::Duration::hours(24))
+        .await?;
+    let invalid = ctx
+        .counts
+        .totals(Metric::Invalid, now - chrono::Duration::hours(24))
+        .await?;
+    let count = |totals: &std::collections::HashMap<String, u64>, name: &str| {
+        totals.get(name).copied().unwrap_or_default()
+    };
     let event_types = ctx
         .event_types
         .event_types()
         .await?
         .into_iter()
         .map(|event_type| EventTypeView {
+            events_last_hour: count(&last_hour, &event_type.name),
+            events_last_24h: count(&last_day, &event_type.name),
+            invalid_last_24h: count(&invalid, &event_type.name),
             subscriptions: subscriptions
                 .iter()
                 .filter(|stored| stored.subscription.matches(&event_type.name))

@@ -9,6 +9,7 @@ mod events;
 mod filters;
 mod health;
 mod http_metrics;
+mod insights;
 pub mod keys;
 mod live;
 mod openapi;
@@ -53,6 +54,8 @@ pub struct ApiContext {
     pub event_types: Arc<dyn crate::schemas::EventTypeStore>,
     /// The registered types as ingest enforces them.
     pub schemas: Arc<crate::schemas::SchemaRegistry>,
+    /// The insights' counts, for charts and the event types' activity.
+    pub counts: Arc<dyn crate::insights::CountStore>,
     /// Answers queries.
     pub store: Arc<dyn EventStore>,
     /// Subscriptions, delivery logs and dead letters.
@@ -146,6 +149,7 @@ pub fn router(ctx: ApiContext, access: Access, probes: Probes, limits: RequestLi
             post(event_types::validate_payload),
         )
         .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/stats/timeseries", get(insights::timeseries))
         .route("/api/v1/dlq", get(dlq::list_dead_letters))
         .route("/api/v1/dlq/retry", post(dlq::retry_dead_letters))
         .route(

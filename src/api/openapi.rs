@@ -48,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         super::health::ready,
         super::health::metrics,
         super::stats::stats,
+        super::insights::timeseries,
     ),
     modifiers(&ApiKeySecurity),
     security(("bearer" = []), ("api_key" = [])),

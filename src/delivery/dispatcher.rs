@@ -31,6 +31,7 @@ use super::{
     PaceBoard, SigningSecret, Subscription, SubscriptionDirectory,
 };
 use crate::events::trace::trace_id;
+use crate::insights::Tally;
 use crate::observability::metrics;
 use crate::operations::{DisabledBy, OperationalEvent, Operations, is_operational};
 use crate::reliability::{BreakerBoard, BreakerError, RetryConfig, random_unit};
@@ -69,6 +70,8 @@ pub struct DispatcherSettings {
     pub process: String,
     /// Where disables, breaker changes, dead letters and recoveries are reported.
     pub operations: Operations,
+    /// Where recorded attempts are counted, per subscription, for the insights.
+    pub counts: Tally,
 }
 
 /// Hands jobs to the dispatcher; cheap to clone.
@@ -162,6 +165,7 @@ impl Dispatcher {
             queue,
             successors,
             inner.settings.operations.clone(),
+            inner.settings.counts.clone(),
             stop_recording.clone(),
         ));
         let poller = tokio::spawn(poll(inner.clone(), shutdown));

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AttemptRecord, DeliveryJob, DeliveryStore, NextStep};
+use crate::insights::{Metric, Tally};
 use crate::observability::metrics;
 use crate::operations::{Operations, RecordedBatch};
 use crate::store::StoreError;
@@ -45,6 +46,7 @@ pub(super) async fn record(
     mut queue: mpsc::Receiver<Record>,
     successors: Arc<dyn Successors>,
     operations: Operations,
+    counts: Tally,
     stop: CancellationToken,
 ) {
     loop {
@@ -80,8 +82,23 @@ pub(super) async fn record(
             &stop,
         )
         .await;
+        count(&counts, &attempts, &recorded);
         operations.attempts_recorded(reported(&attempts, &reportable, &recorded));
     }
+}
+
+/// Counts the recorded attempts, successes and failures, by subscription.
+fn count(counts: &Tally, attempts: &[AttemptRecord], recorded: &HashSet<String>) {
+    let of = |delivered: bool| {
+        attempts
+            .iter()
+            .filter(move |a| {
+                (a.next == NextStep::Delivered) == delivered && recorded.contains(&a.job.id)
+            })
+            .map(|a| (a.job.subscription_id.as_str(), a.attempted_at))
+    };
+    counts.add(Metric::Deliveries, of(true));
+    counts.add(Metric::DeliveryFailures, of(false));
 }
 
 /// The recorded attempts operators are told about.

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::delivery::{SubscriptionDirectory, ordered_jobs};
 use crate::events::Event;
+use crate::insights::{Metric, Tally};
 use crate::observability::metrics;
 use crate::store::{AppendOutcome, EventStore, StoreError};
 
@@ -43,12 +44,14 @@ pub enum ProduceError {
 }
 
 /// Group-commit settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProducerSettings {
     /// Most events in one commit (a larger single submission is still committed whole).
     pub batch_size: usize,
     /// Longest an enqueued (not awaited) event waits for more to join its commit.
     pub batch_timeout: Duration,
+    /// Where committed events are counted, by type, for the insights.
+    pub counts: Tally,
 }
 
 type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, ProduceError>>;
@@ -263,6 +266,15 @@ impl Committer {
                     AppendOutcome::Created(event) => Some(event),
                     _ => None,
                 });
+                self.settings.counts.add(
+                    Metric::Events,
+                    created.clone().map(|event| {
+                        (
+                            event.envelope.event_type.as_str(),
+                            event.metadata.received_at,
+                        )
+                    }),
+                );
                 let published = self.store.publishes_on_append();
                 for event in created.clone() {
                     tracing::debug!(event_id = %event.id(), stream = %event.metadata.stream, sequence = event.metadata.sequence, correlation_id = %event.metadata.correlation_id, published, "event stored");

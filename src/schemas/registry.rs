@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EventTypeStore, compile, parse_schema_url, schema_url, violations};
 use crate::events::http_binding::is_json_media_type;
 use crate::events::{Event, Violation};
+use crate::insights::{Metric, Tally};
 use crate::observability::metrics;
 use crate::store::StoreError;
 
@@ -59,14 +60,17 @@ pub struct SchemaRegistry {
     compiled: Mutex<HashMap<(String, u32), Arc<Compiled>>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// Where refused events are counted, by type.
+    counts: Tally,
 }
 
 impl SchemaRegistry {
     /// A registry of `store`'s types, loaded on first use.
-    pub fn new(store: Arc<dyn EventTypeStore>, unknown: UnknownTypes) -> Self {
+    pub fn new(store: Arc<dyn EventTypeStore>, unknown: UnknownTypes, counts: Tally) -> Self {
         Self {
             store,
             unknown,
+            counts,
             loaded: RwLock::new(None),
             compiled: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
@@ -112,11 +116,14 @@ impl SchemaRegistry {
             let registered = self
                 .loaded()
                 .is_some_and(|latest| latest.contains_key(&event.envelope.event_type));
-            metrics::event_invalid(if registered {
+            let key = if registered {
                 &event.envelope.event_type
             } else {
                 metrics::UNREGISTERED
-            });
+            };
+            metrics::event_invalid(key);
+            self.counts
+                .add(Metric::Invalid, [(key, event.metadata.received_at)]);
         }
         checked
     }

@@ -2,6 +2,8 @@
 //! acknowledged. [`EventStore`] is the contract; [`SqliteStore`] the embedded implementation.
 
 mod batch;
+mod count_stores;
+mod counts_sql;
 mod delivery_postgres;
 mod delivery_rows;
 mod delivery_sqlite;

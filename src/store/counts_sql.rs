@@ -1,0 +1,105 @@
+//! The insight counts' statements, the same in SQLite and PostgreSQL and so written once,
+//! generic over the database (both have `ON CONFLICT … DO UPDATE` and `excluded`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::StoreError;
+use crate::insights::{CountDelta, Interval, Metric};
+
+const ADD: &str = "INSERT INTO counts (metric, granularity, bucket_us, subject, total) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (metric, granularity, bucket_us, subject) \
+     DO UPDATE SET total = counts.total + excluded.total";
+
+const SELECT_BUCKETS: &str = "SELECT subject, bucket_us, total FROM counts \
+     WHERE metric = $1 AND granularity = $2 AND bucket_us >= $3";
+
+const SELECT_TOTALS: &str = "SELECT subject, CAST(SUM(total) AS BIGINT) FROM counts \
+     WHERE metric = $1 AND granularity = $2 AND bucket_us >= $3 GROUP BY subject";
+
+const PRUNE: &str = "DELETE FROM counts WHERE granularity = $1 AND bucket_us < $2";
+
+/// The counts' statements, run on one connection of database `DB` (in the caller's transaction
+/// when it has one).
+pub(super) struct CountSql<'c, DB: Database>(pub &'c mut DB::Connection);
+
+impl<DB> CountSql<'_, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Adds each delta to its bucket.
+    pub(super) async fn add(self, deltas: &[CountDelta]) -> Result<(), StoreError> {
+        for delta in deltas {
+            sqlx::query::<DB>(ADD)
+                .bind(delta.metric.as_str())
+                .bind(delta.interval.as_str())
+                .bind(delta.bucket_us)
+                .bind(delta.key.as_str())
+                .bind(i64::try_from(delta.count).unwrap_or(i64::MAX))
+                .execute(&mut *self.0)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The buckets from the one holding `since`.
+    pub(super) async fn buckets(
+        self,
+        metric: Metric,
+        interval: Interval,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64, u64)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as::<DB, (String, i64, i64)>(SELECT_BUCKETS)
+                .bind(metric.as_str())
+                .bind(interval.as_str())
+                .bind(interval.bucket_of(since))
+                .fetch_all(&mut *self.0)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, bucket, total)| (key, bucket, u64::try_from(total).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Totals per subject of the minute buckets from the one holding `since`.
+    pub(super) async fn totals(
+        self,
+        metric: Metric,
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as::<DB, (String, i64)>(SELECT_TOTALS)
+            .bind(metric.as_str())
+            .bind(Interval::Minute.as_str())
+            .bind(Interval::Minute.bucket_of(since))
+            .fetch_all(&mut *self.0)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, total)| (key, u64::try_from(total).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Drops the buckets of `interval` that start before `before`.
+    pub(super) async fn prune(
+        self,
+        interval: Interval,
+        before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<DB>(PRUNE)
+            .bind(interval.as_str())
+            .bind(before.timestamp_micros())
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+}
