@@ -13,7 +13,7 @@ const RECONNECT_MAX_MS = 10000;
 const EVENT_ATTEMPTS_LIMIT = 200;
 const RECENT_DELIVERIES = 10;
 const DLQ_PAGE = 50;
-const VIEWS = ["live", "subscriptions", "dlq", "replay"];
+const VIEWS = ["overview", "live", "types", "subscriptions", "dlq", "replay"];
 const FINISHED_REPLAY = new Set(["completed", "cancelled", "failed"]);
 /** Statuses after which the stream request is not retried on its own (the user must act). */
 const NO_RETRY_STATUSES = new Set([400, 401, 403, 422]);
@@ -256,9 +256,12 @@ function showView(name) {
   refreshView(name);
 }
 
-// Loads the data of a view (the live tail loads itself).
+// Loads the data of a view (the live tail loads itself; the overview and event types are in
+// insights.js).
 function refreshView(name) {
-  if (name === "subscriptions") loadSubscriptionsView();
+  if (name === "overview") loadOverview();
+  else if (name === "types") loadEventTypes();
+  else if (name === "subscriptions") loadSubscriptionsView();
   else if (name === "dlq") loadDeadLetters(true);
   else if (name === "replay") loadReplayView();
 }
@@ -1050,6 +1053,7 @@ function init() {
   $("dlq-more").addEventListener("click", () => loadDeadLetters(false));
   $("replay-form").addEventListener("submit", submitReplay);
   $("replays-refresh").addEventListener("click", loadReplays);
+  initInsights();
   updateKeyButton();
   const asked = location.hash.slice(1);
   showView(VIEWS.includes(asked) ? asked : "live");

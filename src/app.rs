@@ -17,7 +17,7 @@ use crate::delivery::{
     WebhookFanout,
 };
 use crate::events::StreamRouter;
-use crate::insights::{CountStore, Tally};
+use crate::insights::{CountStore, Tally, sample_dead_letters};
 use crate::observability::metrics;
 use crate::operations::{Operations, watch_dead_letters};
 use crate::producer::{Producer, ProducerSettings};
@@ -448,6 +448,7 @@ pub async fn start(
             if let Some(watch) = tasks.dead_letter_watch {
                 watch.await.ok();
             }
+            tasks.dead_letter_samples.await.ok();
         }
         reporter_stop.cancel();
         reporter.finished().await;
@@ -480,6 +481,8 @@ struct WorkerTasks {
     replays: ReplayTasks,
     /// Watches the dead-letter queue's size (when DLQ_ALERT_THRESHOLD is set).
     dead_letter_watch: Option<JoinHandle<()>>,
+    /// Samples the dead-letter queue's size for the insights.
+    dead_letter_samples: JoinHandle<()>,
 }
 
 /// What the worker of a process shares with its API.
@@ -529,7 +532,7 @@ fn start_worker(
             allow_private: config.webhook_allow_private_networks,
             process: consumer.clone(),
             operations: operations.clone(),
-            counts,
+            counts: counts.clone(),
         },
         shutdown.clone(),
     )
@@ -551,6 +554,8 @@ fn start_worker(
             shutdown.clone(),
         )
     });
+    let dead_letter_samples =
+        sample_dead_letters(backends.deliveries.clone(), counts, shutdown.clone());
     let fanout = WebhookFanout::new(directory, backends.deliveries.clone(), dispatcher);
     let mut all_handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(fanout)];
     all_handlers.extend(handlers);
@@ -576,5 +581,6 @@ fn start_worker(
         dispatcher: dispatcher_tasks,
         replays,
         dead_letter_watch,
+        dead_letter_samples,
     })
 }

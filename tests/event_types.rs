@@ -379,3 +379,57 @@ async fn a_change_through_one_api_process_is_enforced_by_another_within_a_second
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_dry_run_checks_and_tells_the_version_without_saving() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let body = json!({"schema": invoice_schema(), "examples": [invoice(json!(10))]});
+    let (status, planned) = api
+        .call(
+            "PUT",
+            "/api/v1/event-types/invoice.paid?dry_run=true",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(
+        (status, planned["version"].clone()),
+        (200, json!(1)),
+        "{planned}"
+    );
+    let (status, _) = api
+        .call("GET", "/api/v1/event-types/invoice.paid", None)
+        .await;
+    assert_eq!(status, 404, "a dry run saves nothing");
+
+    let (status, _) = register(&api, "invoice.paid", &body).await;
+    assert_eq!(status, 201);
+    let mut changed = body.clone();
+    changed["schema"]["required"] = json!(["invoice_id"]);
+    let (status, planned) = api
+        .call(
+            "PUT",
+            "/api/v1/event-types/invoice.paid?dry_run=true",
+            Some(&changed),
+        )
+        .await;
+    assert_eq!(
+        (status, planned["version"].clone()),
+        (200, json!(2)),
+        "{planned}"
+    );
+    let broken = json!({"schema": {"type": "objekt"}});
+    let (status, problem) = api
+        .call(
+            "PUT",
+            "/api/v1/event-types/invoice.paid?dry_run=true",
+            Some(&broken),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(pointers(&problem), ["/schema/type"]);
+    let (_, current) = api
+        .call("GET", "/api/v1/event-types/invoice.paid", None)
+        .await;
+    assert_eq!(current["version"], 1);
+}

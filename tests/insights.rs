@@ -269,3 +269,49 @@ async fn bad_parameters_are_400_problems() {
         "{empty}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_queue_size_is_sampled() {
+    let mut server = TestServer::start_with(
+        &[
+            ("MAX_RETRIES", "0"),
+            ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let api = server.api();
+    let failing = Receiver::start(Mode::Fail(500)).await;
+    subscribe_to(&api, "user.*", &failing, json!({})).await;
+    for n in 0..2 {
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/events",
+                Some(&user_created(&format!("u{n}"))),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let dead_letters = || async {
+        let (_, stats) = api.call("GET", "/api/v1/stats", None).await;
+        stats["dlq_size"] == 2
+    };
+    assert!(eventually(Duration::from_secs(10), dead_letters).await);
+    // A worker samples the size when it starts, then every minute.
+    server.stop().await;
+    server.restart().await;
+    let api = server.api();
+    let sampled = || async {
+        let series = timeseries(&api, "metric=dlq_size&group_by=queue").await;
+        series
+            .get("dlq")
+            .and_then(|points| points.values().last().copied())
+            == Some(2)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), sampled).await,
+        "{:?}",
+        timeseries(&api, "metric=dlq_size").await
+    );
+}

@@ -1,6 +1,7 @@
-//! The web console at `/`: a live tail, event detail, subscriptions, dead letters and replays
-//! over the API. Its three files are compiled into the binary (no CDN, works offline); the
-//! page holds no data of its own and calls the API with the key the user enters.
+//! The web console at `/`: an overview of the last hour in charts, a live tail, event detail,
+//! event types with their schemas, subscriptions, dead letters and replays over the API. Its
+//! files, uPlot's among them (`console/vendor`), are compiled into the binary (no CDN, works
+//! offline); the page holds no data of its own and calls the API with the key the user enters.
 
 use axum::Router;
 use axum::http::header;
@@ -29,6 +30,33 @@ pub fn routes() -> Router {
                 asset(
                     "text/javascript; charset=utf-8",
                     include_str!("../../console/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/console/insights.js",
+            get(|| {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../console/insights.js"),
+                )
+            }),
+        )
+        .route(
+            "/console/vendor/uPlot.iife.min.js",
+            get(|| {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../console/vendor/uPlot.iife.min.js"),
+                )
+            }),
+        )
+        .route(
+            "/console/vendor/uPlot.min.css",
+            get(|| {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../../console/vendor/uPlot.min.css"),
                 )
             }),
         )

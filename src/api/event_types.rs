@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiContext;
-use super::problem::{ApiError, ApiPath, Problem, RawBody, decode_json};
+use super::problem::{ApiError, ApiPath, ApiQuery, Problem, RawBody, decode_json};
 use crate::events::Violation;
 use crate::insights::Metric;
-use crate::schemas::{EventType, EventTypeSpec, SchemaVersion, register};
+use crate::schemas::{EventType, EventTypeSpec, SchemaVersion, prepare, register};
 
 /// A registered type as listed: the type, what it has been doing, and who receives it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,14 +63,23 @@ pub struct ValidationOutcome {
     errors: Vec<Violation>,
 }
 
+/// Whether a PUT saves, or only checks and says what it would save.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PutParams {
+    /// `true`: check the declaration and answer what would be saved (the version it would
+    /// make), saving nothing; the console's schema editor validates with it.
+    dry_run: Option<bool>,
+}
+
 /// Registers an event type, or changes it: a changed schema makes a new version.
 #[utoipa::path(
     put, path = "/api/v1/event-types/{type}", tag = "event types",
-    params(("type" = String, Path, description = "The CloudEvents type, such as invoice.paid")),
+    params(("type" = String, Path, description = "The CloudEvents type, such as invoice.paid"), PutParams),
     request_body = EventTypeSpec,
     responses(
         (status = 201, description = "Registered", body = EventType),
-        (status = 200, description = "Changed, or unchanged", body = EventType),
+        (status = 200, description = "Changed, or unchanged; with dry_run, what would be saved", body = EventType),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid JSON Schema, or an example breaks it", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Store unavailable", body = Problem, content_type = "application/problem+json"),
@@ -79,12 +88,19 @@ pub struct ValidationOutcome {
 pub async fn put_event_type(
     State(ctx): State<Arc<ApiContext>>,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PutParams>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let spec: EventTypeSpec = decode_json(&body)?;
-    let registered = register(ctx.event_types.as_ref(), &name, spec).await?;
-    ctx.schemas.reload().await?;
-    let status = if registered.created {
+    let dry_run = params.dry_run.unwrap_or(false);
+    let registered = if dry_run {
+        prepare(ctx.event_types.as_ref(), &name, spec).await?
+    } else {
+        let registered = register(ctx.event_types.as_ref(), &name, spec).await?;
+        ctx.schemas.reload().await?;
+        registered
+    };
+    let status = if registered.created && !dry_run {
         StatusCode::CREATED
     } else {
         StatusCode::OK

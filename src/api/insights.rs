@@ -19,10 +19,11 @@ use crate::insights::{Interval, Metric, Series, parse_since, series};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TimeseriesParams {
-    /// `events` or `invalid` (by type), `deliveries` or `delivery_failures` (by subscription).
+    /// `events` or `invalid` (by type), `deliveries` or `delivery_failures` (by subscription),
+    /// or `dlq_size` (the dead-letter queue's size, sampled every minute; key `dlq`).
     metric: String,
-    /// `type` for events and invalid, `subscription` for deliveries (the default is the one
-    /// the metric has).
+    /// `type` for events and invalid, `subscription` for deliveries, `queue` for dlq_size (the
+    /// default is the one the metric has).
     group_by: Option<String>,
     /// Bucket width: `1m` (default, kept 48 h) or `1h` (kept 31 days).
     interval: Option<String>,
@@ -36,7 +37,7 @@ pub struct TimeseriesParams {
 pub struct Timeseries {
     /// The metric charted.
     metric: &'static str,
-    /// What its keys are: `type` or `subscription`.
+    /// What its keys are: `type`, `subscription` or `queue`.
     group_by: &'static str,
     /// The bucket width.
     interval: &'static str,

@@ -10,11 +10,16 @@
 //! throughput. The price of the tally is stated in the README: a process killed with `kill -9`
 //! loses the counts of its last second (never an event); a graceful stop adds what it holds.
 //!
-//! Minute buckets are kept for [`MINUTE_RETENTION`], hour buckets for [`HOUR_RETENTION`].
+//! Minute buckets are kept for [`MINUTE_RETENTION`], hour buckets for [`HOUR_RETENTION`]. One
+//! metric is a gauge rather than a count: the dead-letter queue's size, sampled every minute by
+//! each worker process ([`sample_dead_letters`]); every process samples the same queue, so the
+//! last sample written is as good as any.
 
+mod samples;
 mod store;
 mod tally;
 
+pub use samples::sample_dead_letters;
 pub use store::CountStore;
 pub use tally::{Tally, TallyTask};
 
@@ -24,6 +29,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// The key of the dead-letter queue's size.
+pub const DLQ_KEY: &str = "dlq";
 
 /// How long minute buckets are kept: a chart by minute reaches this far back.
 pub const MINUTE_RETENTION: Duration = Duration::from_secs(48 * 3600);
@@ -41,15 +49,19 @@ pub enum Metric {
     Deliveries,
     /// Failed delivery attempts, by subscription.
     DeliveryFailures,
+    /// The dead-letter queue's size, sampled every minute (a gauge: a bucket holds its last
+    /// sample, not a sum).
+    DlqSize,
 }
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Self::Events,
         Self::Invalid,
         Self::Deliveries,
         Self::DeliveryFailures,
+        Self::DlqSize,
     ];
 
     /// The name in the API and in the store.
@@ -59,6 +71,7 @@ impl Metric {
             Self::Invalid => "invalid",
             Self::Deliveries => "deliveries",
             Self::DeliveryFailures => "delivery_failures",
+            Self::DlqSize => "dlq_size",
         }
     }
 
@@ -67,12 +80,18 @@ impl Metric {
         Self::ALL.into_iter().find(|metric| metric.as_str() == name)
     }
 
-    /// What its keys are: `type` or `subscription`.
+    /// What its keys are: `type`, `subscription`, or `queue` (the one key [`DLQ_KEY`]).
     pub fn grouped_by(self) -> &'static str {
         match self {
             Self::Events | Self::Invalid => "type",
             Self::Deliveries | Self::DeliveryFailures => "subscription",
+            Self::DlqSize => "queue",
         }
+    }
+
+    /// True for a sampled value, which replaces a bucket's value instead of adding to it.
+    pub fn is_gauge(self) -> bool {
+        self == Self::DlqSize
     }
 }
 
@@ -136,7 +155,7 @@ pub struct CountDelta {
     pub interval: Interval,
     /// The bucket's start, in microseconds since the epoch.
     pub bucket_us: i64,
-    /// How many to add.
+    /// How many to add (for a gauge, the value that replaces the bucket's).
     pub count: u64,
 }
 
@@ -189,7 +208,7 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         'd' => chrono::Duration::try_days(amount)?,
         _ => return None,
     };
-    (amount > 0).then(|| now - span)
+    now.checked_sub_signed(span).filter(|_| amount > 0)
 }
 
 #[cfg(test)]
@@ -221,7 +240,16 @@ mod tests {
             Some(now - chrono::Duration::days(7))
         );
         assert!(parse_since("2026-12-03T10:00:00Z", now).is_some());
-        for bad in ["", "m", "0h", "-3h", "5w", "1.5h", "yesterday"] {
+        for bad in [
+            "",
+            "m",
+            "0h",
+            "-3h",
+            "5w",
+            "1.5h",
+            "yesterday",
+            "99999999999d",
+        ] {
             assert_eq!(parse_since(bad, now), None, "{bad}");
         }
     }

@@ -16,7 +16,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often buckets past their retention are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Counts by (metric, key, minute bucket start).
+/// Counts by (metric, key, minute bucket start); for a gauge, its last sample.
 type Counts = HashMap<(Metric, String, i64), u64>;
 
 /// A cloneable handle for counting; the default counts nothing (tests and tools without a
@@ -64,11 +64,23 @@ impl Tally {
             *counts.entry((metric, key.to_string(), bucket)).or_default() += 1;
         }
     }
+
+    /// Records a sample of gauge `metric` at `at`; the bucket keeps the last one.
+    pub fn sample(&self, metric: Metric, key: &str, at: DateTime<Utc>, value: u64) {
+        let Some(counts) = &self.counts else { return };
+        let bucket = Interval::Minute.bucket_of(at);
+        counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((metric, key.to_string(), bucket), value);
+    }
 }
 
-/// Minute counts as deltas of both widths (an hour bucket gets the sum of its minutes).
+/// Minute counts as deltas of both widths (an hour bucket gets the sum of its minutes; of a
+/// gauge, its latest minute's sample).
 fn deltas(counts: &Counts) -> Vec<CountDelta> {
-    let mut hours: HashMap<(Metric, &str, i64), u64> = HashMap::new();
+    // Per hour: the sum of its minutes, or of a gauge the latest minute's sample.
+    let mut hours: HashMap<(Metric, &str, i64), (i64, u64)> = HashMap::new();
     let mut deltas = Vec::with_capacity(counts.len() * 2);
     for ((metric, key, minute), count) in counts {
         deltas.push(CountDelta {
@@ -80,12 +92,19 @@ fn deltas(counts: &Counts) -> Vec<CountDelta> {
         });
         let hour =
             Interval::Hour.bucket_of(DateTime::from_timestamp_micros(*minute).unwrap_or_default());
-        *hours.entry((*metric, key.as_str(), hour)).or_default() += count;
+        let (latest, value) = hours
+            .entry((*metric, key.as_str(), hour))
+            .or_insert((*minute, 0));
+        if !metric.is_gauge() {
+            *value += count;
+        } else if *minute >= *latest {
+            (*latest, *value) = (*minute, *count);
+        }
     }
     deltas.extend(
         hours
             .into_iter()
-            .map(|((metric, key, hour), count)| CountDelta {
+            .map(|((metric, key, hour), (_, count))| CountDelta {
                 metric,
                 key: key.to_string(),
                 interval: Interval::Hour,
@@ -128,7 +147,12 @@ async fn flush(store: &dyn CountStore, counts: &Mutex<Counts>) {
         tracing::warn!(error = %err, "cannot add counts to the store; they are kept for the next try");
         let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
         for (bucket, count) in taken {
-            *counts.entry(bucket).or_default() += count;
+            if bucket.0.is_gauge() {
+                // A sample taken since is newer.
+                counts.entry(bucket).or_insert(count);
+            } else {
+                *counts.entry(bucket).or_default() += count;
+            }
         }
     }
 }
@@ -161,5 +185,17 @@ mod tests {
         assert_eq!(hours.len(), 1);
         assert_eq!((hours[0].bucket_us, hours[0].count), (3_600_000_000, 5));
         assert_eq!(deltas.len(), 3);
+    }
+
+    #[test]
+    fn an_hour_bucket_of_a_gauge_gets_its_latest_sample() {
+        let mut counts = Counts::new();
+        counts.insert((Metric::DlqSize, "dlq".into(), 3_660_000_000), 7);
+        counts.insert((Metric::DlqSize, "dlq".into(), 3_600_000_000), 9);
+        let hour = deltas(&counts)
+            .into_iter()
+            .find(|d| d.interval == Interval::Hour)
+            .unwrap();
+        assert_eq!(hour.count, 7);
     }
 }

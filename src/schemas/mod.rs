@@ -21,7 +21,7 @@ mod registry;
 mod store;
 
 pub use built_in::{built_in_types, register_built_in};
-pub use registration::{RegisterError, Registered, register};
+pub use registration::{RegisterError, Registered, prepare, register};
 pub use registry::{CheckError, SchemaRegistry, UnknownTypes};
 pub use store::EventTypeStore;
 

@@ -1,5 +1,6 @@
-//! [`register`]: the one way a type is registered or changed, used by the API's PUT and by the
-//! built-in types at first start, so that both follow the same versioning rule.
+//! [`register`]: the one way a type is registered or changed, used by the API's PUT (and its dry
+//! run, [`prepare`]) and by the built-in types at first start, so that all follow the same
+//! versioning rule.
 
 use chrono::Utc;
 
@@ -18,18 +19,21 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-/// What [`register`] did.
+/// What [`register`] did, or [`prepare`] would do.
 #[derive(Debug)]
 pub struct Registered {
     /// The type as saved, at its latest version.
     pub event_type: EventType,
     /// True when the type was not registered before (a new type, or one deleted since).
     pub created: bool,
+    /// True when its schema is a new version.
+    pub new_version: bool,
 }
 
-/// Checks `spec` and saves it as `name`: a changed schema becomes version N+1 (N the highest
-/// version ever registered for the name), an unchanged one keeps its version.
-pub async fn register(
+/// Checks `spec` and works out what saving it as `name` makes: a changed schema becomes
+/// version N+1 (N the highest version ever registered for the name), an unchanged one keeps its
+/// version. Saves nothing: a dry run, and the first half of [`register`].
+pub async fn prepare(
     store: &dyn EventTypeStore,
     name: &str,
     spec: EventTypeSpec,
@@ -41,9 +45,22 @@ pub async fn register(
         None => store.latest_version(name).await?,
     };
     let (event_type, new_version) = spec.apply(name, previous.as_ref(), latest, Utc::now());
-    store.save_event_type(&event_type, new_version).await?;
     Ok(Registered {
         event_type,
         created: previous.is_none(),
+        new_version,
     })
+}
+
+/// Registers or changes `name` as [`prepare`] works it out.
+pub async fn register(
+    store: &dyn EventTypeStore,
+    name: &str,
+    spec: EventTypeSpec,
+) -> Result<Registered, RegisterError> {
+    let registered = prepare(store, name, spec).await?;
+    store
+        .save_event_type(&registered.event_type, registered.new_version)
+        .await?;
+    Ok(registered)
 }

@@ -14,6 +14,10 @@ const ADD: &str = "INSERT INTO counts (metric, granularity, bucket_us, subject, 
      ON CONFLICT (metric, granularity, bucket_us, subject) \
      DO UPDATE SET total = counts.total + excluded.total";
 
+const SET: &str = "INSERT INTO counts (metric, granularity, bucket_us, subject, total) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (metric, granularity, bucket_us, subject) DO UPDATE SET total = excluded.total";
+
 const SELECT_BUCKETS: &str = "SELECT subject, bucket_us, total FROM counts \
      WHERE metric = $1 AND granularity = $2 AND bucket_us >= $3";
 
@@ -36,10 +40,11 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Adds each delta to its bucket.
+    /// Adds each delta to its bucket (a gauge's replaces the bucket's value).
     pub(super) async fn add(self, deltas: &[CountDelta]) -> Result<(), StoreError> {
         for delta in deltas {
-            sqlx::query::<DB>(ADD)
+            let statement = if delta.metric.is_gauge() { SET } else { ADD };
+            sqlx::query::<DB>(statement)
                 .bind(delta.metric.as_str())
                 .bind(delta.interval.as_str())
                 .bind(delta.bucket_us)

@@ -90,7 +90,14 @@ let currentStep = "start";
 
 // Serves the console files from CONSOLE_DIR instead of the server, for development.
 async function routeConsoleFromDisk(context, dir) {
-  const files = { "/": ["index.html", "text/html"], "/console/app.js": ["app.js", "text/javascript"], "/console/app.css": ["app.css", "text/css"] };
+  const files = {
+    "/": ["index.html", "text/html"],
+    "/console/app.js": ["app.js", "text/javascript"],
+    "/console/insights.js": ["insights.js", "text/javascript"],
+    "/console/app.css": ["app.css", "text/css"],
+    "/console/vendor/uPlot.iife.min.js": ["vendor/uPlot.iife.min.js", "text/javascript"],
+    "/console/vendor/uPlot.min.css": ["vendor/uPlot.min.css", "text/css"],
+  };
   await context.route(
     (url) => url.origin === new URL(BASE).origin && url.pathname in files,
     async (route) => {
@@ -294,6 +301,54 @@ try {
     const matched = Number(await page.getByTestId("replay-matched").textContent());
     if (!(matched >= stored.length)) throw new Error(`the dry run matched ${matched} events; at least ${stored.length} expected`);
     await page.screenshot({ path: path.join(SHOTS, "replay.png") });
+  });
+
+  await step("the overview charts the last hour's events and deliveries", async () => {
+    await page.getByTestId("nav-overview").click();
+    // The counts reach the store within a second; the page refreshes every 10 s.
+    await until("the events chart to name browser.test", async () => {
+      const legend = await page.getByTestId("chart-events").textContent({ timeout: 1000 });
+      if (legend.includes("browser.test")) return true;
+      await page.getByTestId("nav-overview").click();
+      return false;
+    });
+    if ((await page.locator('[data-testid="chart-events"] canvas').count()) !== 1) throw new Error("the events chart has no canvas");
+    await waitForText(page, "chart-deliveries", (text) => text.includes("✗"), "the deliveries chart to show failures");
+    const row = page.locator('[data-testid="overview-subs"] tr', { hasText: `browser-test ${RUN}` });
+    await row.waitFor({ timeout: WAIT_MS });
+    const failed = Number(await row.locator("td").nth(2).textContent());
+    if (!(failed >= 1)) throw new Error(`the failing subscription shows ${failed} failures`);
+    await page.screenshot({ path: path.join(SHOTS, "overview.png") });
+  });
+
+  await step("the event types page shows a type's activity and edits its schema", async () => {
+    const type = `browser.order.${RUN}`;
+    const schema = { type: "object", required: ["order_id"], properties: { order_id: { type: "string" }, total: { type: "number" } } };
+    await api("PUT", `/api/v1/event-types/${encodeURIComponent(type)}`, { description: "An order, from the browser test", schema, examples: [{ order_id: "o-1", total: 12.5 }] });
+    for (const n of [1, 2]) await postEvent(type, { order_id: `o-${n}`, total: n });
+    await page.getByTestId("nav-types").click();
+    const row = page.locator(`[data-testid="types-body"] tr[data-type="${type}"]`);
+    await until("the type's row to count its two events", async () => {
+      await row.waitFor({ timeout: 1000 });
+      if ((await row.locator("td").nth(3).textContent()) === "2") return true;
+      await page.locator("#types-refresh").click();
+      return false;
+    });
+    await row.click();
+    await waitForText(page, "type-example", (text) => text.includes("o-1"), "the example");
+    const editor = page.getByTestId("type-schema");
+    await editor.fill(JSON.stringify({ type: "objekt" }));
+    await page.getByTestId("type-check").click();
+    await waitForText(page, "type-result", (text) => text.includes("/schema/type"), "the editor to point at the broken keyword");
+    await editor.fill(JSON.stringify({ ...schema, required: ["order_id", "total"] }, null, 2));
+    await page.getByTestId("type-check").click();
+    await waitForText(page, "type-result", (text) => text.includes("version 2"), "the editor to validate the change");
+    await page.getByTestId("type-save").click();
+    await waitForText(page, "message", (text) => text.includes("saved at version 2"), "the save");
+    const { body: saved } = await api("GET", `/api/v1/event-types/${encodeURIComponent(type)}`);
+    if (saved.version !== 2 || saved.schema.required.length !== 2) throw new Error(`saved ${JSON.stringify(saved)}`);
+    await page.screenshot({ path: path.join(SHOTS, "event-types.png") });
+    await api("DELETE", `/api/v1/event-types/${encodeURIComponent(type)}`, undefined, [204]);
   });
 
   if (pageErrors.length) {
