@@ -79,7 +79,8 @@ function drawChart(containerId, series, data, { from, to, height = 240, width, a
     width: width || Math.max(240, container.clientWidth || 520),
     height,
     series: [{}, ...series],
-    legend: { show: axes },
+    // Many series: names only, so that the legend stays a few lines; values show on hover.
+    legend: { show: axes, live: series.length <= 6 },
     cursor: { show: axes },
     axes: axes ? [{}, { size: 48 }] : [{ show: false }, { show: false }],
     scales: {
@@ -125,7 +126,7 @@ async function renderOverview() {
     fetchSeries("events", "1m", "60m"),
     fetchSeries("deliveries", "1m", "60m"),
     fetchSeries("delivery_failures", "1m", "60m"),
-    fetchSeries("dlq_size", "1m", "24h"),
+    fetchSeries("dlq_size", "1m", "60m"),
     fetchSubscriptions(),
   ]);
   const times = bucketTimes(since, MINUTE_MS);
@@ -152,17 +153,13 @@ async function renderOverview() {
     drawChart("chart-deliveries", lines.map(({ label, stroke, dash }) => ({ label, stroke, dash })), [times, ...lines.map((l) => l.values)], lastHour);
   } else noData("chart-deliveries", "No deliveries in the last hour.");
 
-  const dayTimes = bucketTimes(Date.now() - 24 * HOUR_MS, MINUTE_MS);
   const samples = (dlq.series[0] || { points: [] }).points;
   if (samples.length) {
     // A gauge, sampled every minute: only the minutes that have a sample are drawn.
-    const xs = samples.map((p) => Date.parse(p.time) / 1000).filter((t) => t >= dayTimes[0]);
+    const xs = samples.map((p) => Date.parse(p.time) / 1000).filter((t) => t >= times[0]);
     const ys = samples.slice(samples.length - xs.length).map((p) => p.count);
     const stepped = uPlot.paths.stepped({ align: 1 });
-    drawChart("chart-dlq", [{ label: "dead letters", stroke: PALETTE[4], fill: `${PALETTE[4]}22`, paths: stepped, points: { show: xs.length < 3 } }], [xs, ys], {
-      from: dayTimes[0],
-      to: Date.now() / 1000,
-    });
+    drawChart("chart-dlq", [{ label: "dead letters", stroke: PALETTE[4], fill: `${PALETTE[4]}22`, paths: stepped, points: { show: xs.length < 3 } }], [xs, ys], lastHour);
   } else noData("chart-dlq", "No sample yet: a worker samples the queue every minute.");
 
   await renderSubscriptionFigures(delivered, failed);

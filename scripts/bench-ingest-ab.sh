@@ -3,7 +3,8 @@
 # POSTs and batch POSTs (100 per request) of `bench.order` events with a typical ten-field schema,
 # registered first where the binary has a schema registry (a binary without one takes the events
 # unchecked), with the worker in the process, on the embedded default. Prints each run and the
-# medians of events/s with their ratio to the first binary.
+# medians of events/s and of the server's CPU time per event (steadier than a rate on a shared
+# machine), with their ratios to the first binary.
 # Usage: scripts/bench-ingest-ab.sh SECONDS ROUNDS NAME=BIN [NAME=BIN...]   (needs wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ schema='{"description": "An order (benchmark)", "schema": {"type": "object",
     "express": {"type": "boolean"}, "country": {"type": "string", "minLength": 2, "maxLength": 2},
     "created_at": {"type": "string"}}, "additionalProperties": false}}'
 
+# CPU seconds (user + system) process $1 has used so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 for round in $(seq "$rounds"); do
@@ -41,17 +47,22 @@ for round in $(seq "$rounds"); do
                 -d "$schema" "http://127.0.0.1:$port/api/v1/event-types/bench.order")
             batch=1
             [ "$mode" = batch ] && batch=100
+            cpu_before=$(cpu_seconds "$server")
             BATCH=$batch wrk -t2 -c"$connections" -d"${seconds}s" -s scripts/wrk/post_order.lua \
                 "http://127.0.0.1:$port" > "$dir/wrk.txt"
+            cpu_after=$(cpu_seconds "$server")
             kill "$server"
             wait "$server" 2>/dev/null || true
-            python3 - "$name" "$mode" "$round" "$registered" "$dir/wrk.txt" >> "$runs" <<'PY'
+            python3 - "$name" "$mode" "$round" "$registered" "$dir/wrk.txt" "$seconds" \
+                "$cpu_before" "$cpu_after" >> "$runs" <<'PY'
 import json, re, sys
-name, mode, round_, registered, wrk = sys.argv[1:]
+name, mode, round_, registered, wrk, seconds, cpu_before, cpu_after = sys.argv[1:]
 text = open(wrk).read()
 figure = lambda key: float(re.search(key + r"=([0-9.]+)", text).group(1))
+events = figure("events_per_sec") * float(seconds)
 print(json.dumps({"binary": name, "mode": mode, "round": int(round_), "schema": registered in ("200", "201"),
                   "events_per_sec": figure("events_per_sec"), "p99_ms": figure("latency_p99_ms"),
+                  "cpu_us_per_event": (float(cpu_after) - float(cpu_before)) * 1e6 / max(events, 1),
                   "non_2xx": int(figure("non_2xx"))}))
 PY
             tail -1 "$runs"
@@ -67,8 +78,10 @@ for mode in ("single", "batch"):
     for name in dict.fromkeys(r["binary"] for r in runs):
         of = [r for r in runs if r["binary"] == name and r["mode"] == mode]
         medians[name] = (statistics.median(r["events_per_sec"] for r in of),
-                         statistics.median(r["p99_ms"] for r in of), len(of))
-    for name, (rate, p99, count) in medians.items():
-        print(f"{mode} {name}: {rate:.0f} events/s, p99 {p99:.2f} ms, "
-              f"{rate / medians[first][0]:.3f} of {first} (medians of {count} runs)")
+                         statistics.median(r["p99_ms"] for r in of),
+                         statistics.median(r["cpu_us_per_event"] for r in of), len(of))
+    for name, (rate, p99, cpu, count) in medians.items():
+        print(f"{mode} {name}: {rate:.0f} events/s ({rate / medians[first][0]:.3f} of {first}), "
+              f"p99 {p99:.2f} ms, CPU {cpu:.1f} us/event ({cpu / medians[first][2]:.3f} of {first}) "
+              f"(medians of {count} runs)")
 PY

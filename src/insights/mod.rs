@@ -177,6 +177,44 @@ pub struct Series {
     pub points: Vec<Point>,
 }
 
+/// Buckets of one width from one start (inclusive) to another (exclusive), in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketRange {
+    /// The buckets' width.
+    pub interval: Interval,
+    /// The first bucket's start.
+    pub from_us: i64,
+    /// The end of the range: no bucket starting here or later.
+    pub until_us: i64,
+}
+
+/// The buckets whose sum is the count from the minute holding `since` to `now`: the minutes up
+/// to the first whole hour, the whole hours, then the minutes of the current hour. A day's total
+/// reads some 24 + 2 × 60 buckets per key instead of 1,440.
+pub fn total_ranges(since: DateTime<Utc>, now: DateTime<Utc>) -> [BucketRange; 3] {
+    let hour = Interval::Hour.width().num_microseconds().unwrap_or(1);
+    let start = Interval::Minute.bucket_of(since);
+    let first_hour = (start + hour - 1).div_euclid(hour) * hour;
+    let this_hour = Interval::Hour.bucket_of(now).max(first_hour);
+    [
+        BucketRange {
+            interval: Interval::Minute,
+            from_us: start,
+            until_us: first_hour,
+        },
+        BucketRange {
+            interval: Interval::Hour,
+            from_us: first_hour,
+            until_us: this_hour,
+        },
+        BucketRange {
+            interval: Interval::Minute,
+            from_us: this_hour.max(start),
+            until_us: i64::MAX,
+        },
+    ]
+}
+
 /// Rows of (key, bucket start in microseconds, count) as series, by key.
 pub fn series(rows: Vec<(String, i64, u64)>) -> Vec<Series> {
     let mut by_key: BTreeMap<String, Vec<Point>> = BTreeMap::new();
@@ -251,6 +289,39 @@ mod tests {
             "99999999999d",
         ] {
             assert_eq!(parse_since(bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_total_covers_every_minute_once() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let now = at("2026-12-03T10:17:42Z");
+        for since in [
+            "2026-12-02T10:17:42Z",
+            "2026-12-03T09:59:59Z",
+            "2026-12-03T10:05:00Z",
+            "2026-12-03T08:00:00Z",
+        ] {
+            let since = at(since);
+            let ranges = total_ranges(since, now);
+            // Every minute from since's to now's is in exactly one range.
+            let mut minute = Interval::Minute.bucket_of(since);
+            while minute <= Interval::Minute.bucket_of(now) {
+                let hour = Interval::Hour.bucket_of(Utc.timestamp_micros(minute).unwrap());
+                let covering = ranges
+                    .iter()
+                    .filter(|r| match r.interval {
+                        Interval::Minute => (r.from_us..r.until_us).contains(&minute),
+                        Interval::Hour => (r.from_us..r.until_us).contains(&hour),
+                    })
+                    .count();
+                assert_eq!(covering, 1, "{since}: minute {minute}");
+                minute += 60_000_000;
+            }
         }
     }
 
