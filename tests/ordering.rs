@@ -8,14 +8,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::ordered::{FAST_RETRIES, delivered, flaky, inversions, post_rounds, step, subscribe};
+use common::ordered::{
+    FLAKY_RECEIVER_SETTINGS, delivered, flaky, inversions, post_rounds, step, subscribe,
+};
 use common::receiver::{Mode, Received, Receiver};
 use common::{TestServer, eventually};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordered_subscription_sees_every_key_in_order_from_a_flaky_receiver() {
-    let server = TestServer::start_with(&FAST_RETRIES, Vec::new()).await;
+    let server = TestServer::start_with(&FLAKY_RECEIVER_SETTINGS, Vec::new()).await;
     let accepted_ordered = Arc::default();
     let accepted_unordered = Arc::default();
     let ordered = Receiver::scripted(flaky(Arc::clone(&accepted_ordered))).await;
@@ -151,7 +153,7 @@ async fn a_failing_key_holds_back_only_itself_and_its_dead_head_releases_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_into_an_ordered_subscription_keeps_each_key_in_order() {
-    let server = TestServer::start_with(&FAST_RETRIES, Vec::new()).await;
+    let server = TestServer::start_with(&FLAKY_RECEIVER_SETTINGS, Vec::new()).await;
     let accepted = Arc::default();
     let receiver = Receiver::scripted(flaky(Arc::clone(&accepted))).await;
     let id = subscribe(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::ordered::{
-    FAST_RETRIES, delivered, flaky, inversions, post_rounds, subscribe, subscribe_to,
+    FLAKY_RECEIVER_SETTINGS, delivered, flaky, inversions, post_rounds, subscribe, subscribe_to,
 };
 use common::receiver::{Received, Receiver};
 use common::{Api, eventually};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL + Redis: see README, Tests"]
 async fn per_key_order_holds_across_two_workers_when_one_is_killed_halfway() {
-    let mut cluster = Cluster::start(&FAST_RETRIES).await;
+    let mut cluster = Cluster::start(&FLAKY_RECEIVER_SETTINGS).await;
     let accepted_ordered: Arc<Mutex<HashSet<String>>> = Arc::default();
     let accepted_unordered: Arc<Mutex<HashSet<String>>> = Arc::default();
     let ordered = Receiver::scripted(flaky(Arc::clone(&accepted_ordered))).await;
