@@ -15,6 +15,7 @@
 //! each worker process ([`sample_dead_letters`]); every process samples the same queue, so the
 //! last sample written is as good as any.
 
+mod bucket_time;
 mod samples;
 mod store;
 mod tally;
@@ -163,6 +164,7 @@ pub struct CountDelta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Point {
     /// The bucket's start.
+    #[serde(serialize_with = "bucket_time::serialize")]
     pub time: DateTime<Utc>,
     /// What was counted in it.
     pub count: u64,
