@@ -142,6 +142,10 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<Violation>> 
 /// required member and an unexpected one are pointed at themselves, not at their object, so a
 /// producer sees which member to add or remove.
 pub fn violations(validator: &jsonschema::Validator, data: &Value) -> Vec<Violation> {
+    // Nearly every event is valid: the check that stops at nothing to report allocates nothing.
+    if validator.is_valid(data) {
+        return Vec::new();
+    }
     let mut found = Vec::new();
     for err in validator.iter_errors(data) {
         let at = format!("/data{}", err.instance_path());
