@@ -117,6 +117,8 @@ for backend in $backends; do
     run_bench ingest --connections 32 --duration "$seconds"
     run_bench batch --connections 16 --batch-size 100 --duration "$seconds"
     settle
+    run_bench e2e --rate 200 --duration "$seconds"
+    mv "$results/$backend-e2e.json" "$results/$backend-e2e-200.json"
     run_bench e2e --rate 1000 --duration "$seconds"
     run_bench replay --events 100000 --connections 4
     for process in "${processes[@]}"; do

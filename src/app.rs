@@ -123,7 +123,8 @@ impl Backends {
             .transpose()
             .map_err(AppError::Broker)?;
         if is_postgres_url(&config.database_url) {
-            let store = PgStore::connect_lazy(&config.database_url).map_err(store_error)?;
+            let store = PgStore::connect_lazy(&config.database_url, config.database_pool_size)
+                .map_err(store_error)?;
             let broker = redis.ok_or_else(|| {
                 store_error(sqlx::Error::Configuration(
                     "a PostgreSQL event store needs REDIS_URL".into(),

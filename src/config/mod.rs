@@ -74,6 +74,8 @@ pub struct Config {
     pub api_port: u16,
     /// Event store URL.
     pub database_url: String,
+    /// PostgreSQL connections each process opens and keeps.
+    pub database_pool_size: u32,
     /// Redis Streams broker URL; `None` for the embedded broker.
     pub redis_url: Option<String>,
     /// Tracing filter directive.
@@ -221,6 +223,11 @@ impl Config {
                 v.parse().ok()
             })?,
             database_url,
+            database_pool_size: vars.parse(
+                "DATABASE_POOL_SIZE",
+                "a whole number from 2 to 1000",
+                |v| v.parse().ok().filter(|n| (2..=1000).contains(n)),
+            )?,
             redis_url,
             log_level,
             log_format: vars.parse("LOG_FORMAT", "json or console", |v| {

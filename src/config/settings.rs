@@ -75,6 +75,11 @@ pub const SETTINGS: &[Setting] = &[
         description: "Event store: sqlite://PATH (embedded, WAL) or postgresql://USER@HOST:PORT/DB",
     },
     Setting {
+        name: "DATABASE_POOL_SIZE",
+        default: "16",
+        description: "PostgreSQL connections each process opens and keeps (a fixed-size pool); unused with SQLite",
+    },
+    Setting {
         name: "REDIS_URL",
         default: "",
         description: "Broker: redis://HOST:PORT for Redis Streams (required with PostgreSQL); unset for the embedded broker in the SQLite file",

@@ -21,8 +21,6 @@ use super::{
 use crate::delivery::NewDelivery;
 use crate::events::Event;
 
-/// Connections per process: enough for the committer, the outbox and concurrent queries.
-const MAX_CONNECTIONS: u32 = 16;
 /// Appends in flight at once: while one waits for its commit to be flushed, the next executes.
 const CONCURRENT_APPENDS: usize = 2;
 /// Sequences a replay's walk reads per query: each query stays small whatever plan the
@@ -71,12 +69,26 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// A store on the database at `url` (`postgresql://…`). Connections are made on demand, so
-    /// a process starts while the database is down and recovers by itself when it returns.
-    pub fn connect_lazy(url: &str) -> Result<Self, sqlx::Error> {
+    /// A store on the database at `url` (`postgresql://…`). Connections are made in the
+    /// background, so a process starts while the database is down and recovers by itself when
+    /// it returns.
+    ///
+    /// The pool is of a fixed size: it opens all `pool_size` connections (`DATABASE_POOL_SIZE`,
+    /// 16 by default: enough for the committer, the outbox and concurrent queries) and keeps
+    /// them, never closing one for age or idleness. A pool that grows on demand opens a connection in the
+    /// request that needs it, and sqlx retries a server's "too many clients" refusal until the
+    /// acquire timeout, while connections the pool already has come free: a server that another
+    /// application filled turned every such request into a 3 s wait and a 503
+    /// (`tests/postgres_saturated.rs`). With every connection held, a full server costs
+    /// throughput only. The alternative, shrinking and regrowing with demand, saves the server a
+    /// few idle connections per process.
+    pub fn connect_lazy(url: &str, pool_size: u32) -> Result<Self, sqlx::Error> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(pool_size)
+            .min_connections(pool_size)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.application_name("eventflow"));
         Ok(Self { pool })

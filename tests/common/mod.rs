@@ -101,6 +101,8 @@ impl TestServer {
             ("API_PORT", "0"),
             ("DATABASE_URL", &database_url),
             ("REDIS_URL", &redis_url),
+            // Tests run beside each other on one PostgreSQL: a smaller fixed pool each.
+            ("DATABASE_POOL_SIZE", "8"),
         ]);
         values.extend(settings.iter().copied());
         let database_url = values["DATABASE_URL"].to_string();

@@ -92,7 +92,7 @@ impl Backend {
     /// `EVENTFLOW_TEST_REDIS_URL`; fails when they are not set or do not answer.
     async fn distributed() -> Self {
         let url = services::postgres_url().await;
-        let store = PgStore::connect_lazy(&url).unwrap();
+        let store = PgStore::connect_lazy(&url, 4).unwrap();
         store.migrate().await.unwrap();
         let redis = services::redis_url().await;
         Self {
