@@ -676,12 +676,19 @@ async fn a_restart_in_the_middle_of_a_retry_schedule_resumes_it() {
         received[0].header("webhook-id"),
         received[1].header("webhook-id")
     );
-    let log = delivery_log(&server, subscription["id"].as_str().unwrap()).await;
-    let attempts: Vec<_> = log
-        .iter()
-        .map(|a| (a["attempt"].clone(), a["status_code"].clone()))
-        .collect();
-    assert_eq!(attempts, [(json!(2), json!(204)), (json!(1), json!(500))]);
+    // The receiver can answer before the server has recorded the attempt: wait for the log.
+    let attempts = || async {
+        delivery_log(&server, subscription["id"].as_str().unwrap())
+            .await
+            .iter()
+            .map(|a| (a["attempt"].clone(), a["status_code"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(WAIT, || async { attempts().await.len() == 2 }).await);
+    assert_eq!(
+        attempts().await,
+        [(json!(2), json!(204)), (json!(1), json!(500))]
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.count(), 2);
 }
