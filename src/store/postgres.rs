@@ -75,13 +75,18 @@ impl PgStore {
     ///
     /// The pool is of a fixed size: it opens all `pool_size` connections (`DATABASE_POOL_SIZE`,
     /// 16 by default: enough for the committer, the outbox and concurrent queries) and keeps
-    /// them, never closing one for age or idleness. A pool that grows on demand opens a connection in the
-    /// request that needs it, and sqlx retries a server's "too many clients" refusal until the
-    /// acquire timeout, while connections the pool already has come free: a server that another
-    /// application filled turned every such request into a 3 s wait and a 503
-    /// (`tests/postgres_saturated.rs`). With every connection held, a full server costs
+    /// them, never closing one for age or idleness. A pool that grows on demand opens a
+    /// connection in the request that needs it, and sqlx retries a server's "too many clients"
+    /// refusal until the acquire timeout, while connections the pool already has come free: a
+    /// server that another application filled turned every such request into a 3 s wait and a
+    /// 503 (`tests/postgres_saturated.rs`). With every connection held, a full server costs
     /// throughput only. The alternative, shrinking and regrowing with demand, saves the server a
     /// few idle connections per process.
+    ///
+    /// sqlx fills the pool once, in the background (retrying for up to 5 minutes while the
+    /// database is down). A connection lost later, to a database restart for instance, is
+    /// reopened on demand like before, so a server that is full at that moment can still make
+    /// that request wait.
     pub fn connect_lazy(url: &str, pool_size: u32) -> Result<Self, sqlx::Error> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
