@@ -4,7 +4,9 @@
 # worker process; examples/webhook_bench.rs) and the POST-to-webhook latency at each rate of
 # E2E_RATES (`eventflow bench e2e` of the NEW binary against each server), with the CPU time the
 # server spent on that load (less noisy than a tail latency on a shared machine) and the bytes it
-# wrote to disk per event. Prints each run and the medians with their ratio NEW/BASE.
+# wrote to disk per event, and the share of the machine's CPU time the hypervisor took (steal: a
+# run with much of it measured the host, not EventFlow). Prints each run and the medians with
+# their ratio NEW/BASE.
 # Usage: [E2E_RATES="200 1000"] [DRAIN=0] scripts/bench-ab.sh BASE_BIN NEW_BIN [ROUNDS] [SECONDS] [BACKENDS]
 #   (default: 3 rounds, 10 s of latency load, "embedded distributed", E2E_RATES=1000, DRAIN=1)
 set -euo pipefail
@@ -30,6 +32,11 @@ cpu_seconds() {
 # Bytes process $1 has caused to be written to disk so far.
 written_bytes() {
     awk '/^write_bytes/ {print $2}' "/proc/$1/io"
+}
+
+# The machine's CPU ticks so far: "steal total" (steal is time the hypervisor gave to others).
+cpu_ticks() {
+    awk '/^cpu / {total = 0; for (i = 2; i <= NF; i++) total += $i; print $9, total}' /proc/stat
 }
 
 # Stops what `start` started.
@@ -63,14 +70,20 @@ PY
                 server=${pids[-1]}
                 cpu_before=$(cpu_seconds "$server")
                 written_before=$(written_bytes "$server")
+                ticks_before=$(cpu_ticks)
                 "$new_bin" bench e2e --url "$url" --rate "$rate" --duration "$seconds" --json > "$dir/e2e.json"
                 cpu_after=$(cpu_seconds "$server")
                 written_after=$(written_bytes "$server")
+                ticks_after=$(cpu_ticks)
                 stop_all
                 python3 - "$backend" "$side" "$round" "$rate" "$dir/e2e.json" \
-                    "$cpu_before" "$cpu_after" "$written_before" "$written_after" >> "$runs" <<'PY'
+                    "$cpu_before" "$cpu_after" "$written_before" "$written_after" \
+                    "$ticks_before" "$ticks_after" >> "$runs" <<'PY'
 import json, sys
-backend, side, round_, rate, e2e, cpu_before, cpu_after, written_before, written_after = sys.argv[1:]
+(backend, side, round_, rate, e2e, cpu_before, cpu_after, written_before, written_after,
+ ticks_before, ticks_after) = sys.argv[1:]
+steal_before, total_before = map(int, ticks_before.split())
+steal_after, total_after = map(int, ticks_after.split())
 e2e = json.load(open(e2e))
 delivered = max(e2e["delivered"], 1)
 cpu_ms = (float(cpu_after) - float(cpu_before)) * 1000
@@ -80,7 +93,9 @@ print(json.dumps({"backend": backend, "side": side, "round": int(round_),
                   f"e2e_{rate}_max_ms": latency["max"],
                   f"e2e_{rate}_cpu_us_per_event": cpu_ms * 1000 / delivered,
                   f"e2e_{rate}_kb_written_per_event":
-                      (int(written_after) - int(written_before)) / 1024 / delivered}))
+                      (int(written_after) - int(written_before)) / 1024 / delivered,
+                  f"e2e_{rate}_steal_pct":
+                      100 * (steal_after - steal_before) / max(total_after - total_before, 1)}))
 PY
                 tail -1 "$runs"
             done

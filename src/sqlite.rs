@@ -2,16 +2,28 @@
 //!
 //! SQLite admits one writer at a time; a single writer connection lets writes queue in the pool
 //! instead of spinning on the file lock, while a pool of read-only connections serves queries
-//! concurrently (WAL mode).
+//! concurrently (WAL mode). A third connection moves the WAL into the file ([`checkpointer`]).
+//!
+//! New files get pages of [`PAGE_SIZE`] bytes instead of SQLite's 4 KiB: the WAL holds a whole
+//! page for every page a commit touches, and an event's commits touch some thirty pages (a leaf
+//! of each table and index it enters) while changing only a few hundred bytes in each. At 1 KiB
+//! an event writes 46 KB instead of 145 KB (BENCHMARKS.md, 2026-12-07 night). A file keeps the
+//! page size it was created with.
+
+mod checkpointer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Read-only connections kept for queries.
 const READERS: u32 = 4;
+/// Page size of a new database file, in bytes; see the module documentation.
+const PAGE_SIZE: u32 = 1024;
 
 /// True for SQLITE_BUSY and its extended codes: another process held the write lock longer
 /// than the busy timeout, which is worth retrying.
@@ -29,6 +41,10 @@ pub struct SqliteDb {
     pub writer: SqlitePool,
     /// Read-only connections for queries.
     pub reader: SqlitePool,
+    /// The checkpointer's connection, closed first on [`SqliteDb::close`].
+    checkpointer: SqlitePool,
+    /// Stops the checkpointer when the last handle is dropped without a close.
+    _checkpointer_stop: Arc<DropGuard>,
 }
 
 impl SqliteDb {
@@ -40,26 +56,43 @@ impl SqliteDb {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .page_size(PAGE_SIZE);
         // Connections of an embedded file cannot go stale: skip the ping before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma(
+                "wal_autocheckpoint",
+                checkpointer::WRITER_CHECKPOINT_PAGES.to_string(),
+            ))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        let stop = CancellationToken::new();
+        checkpointer::spawn(checkpointer.clone(), stop.clone());
+        Ok(Self {
+            writer,
+            reader,
+            checkpointer,
+            _checkpointer_stop: Arc::new(stop.drop_guard()),
+        })
     }
 
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -1,0 +1,60 @@
+//! The WAL checkpointer: copies committed pages from the write-ahead log into the database file
+//! on a connection of its own, so that no commit waits for it.
+//!
+//! By default SQLite checkpoints inside the commit that grows the WAL past 1,000 pages. That
+//! commit then waits for the copy and its two fsyncs (about 5 ms on the benchmark machine, six
+//! times a second at 200 events/s), and every write queued behind the single writer waits with
+//! it: that was the POST-to-webhook p99 (BENCHMARKS.md, 2026-12-07 night). A PASSIVE checkpoint
+//! never takes the write lock, so here one runs every [`CHECKPOINT_INTERVAL`] beside the writer,
+//! and commits go on while it copies. The writer keeps an automatic checkpoint at
+//! [`WRITER_CHECKPOINT_PAGES`] only as a backstop, should this task be starved or gone.
+//!
+//! The alternative, SQLite's WAL hook (checkpoint once N pages are written), needs the raw
+//! connection handle and `unsafe`; a timer bounds the WAL as well, since the WAL can only grow
+//! as fast as the writer commits.
+
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// How often committed pages are copied into the database file: at 1,000 events/s about 8,000
+/// pages of 1 KiB, well inside what one checkpoint copies in a few milliseconds.
+pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// WAL size (in pages) at which the writer checkpoints inside a commit after all: far above what
+/// accumulates between two of this task's checkpoints, so it happens only if they stop.
+pub(super) const WRITER_CHECKPOINT_PAGES: u32 = 32_768;
+
+/// Runs passive checkpoints on `pool` until `stop` is cancelled or the pool is closed.
+pub(super) fn spawn(pool: SqlitePool, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            let started = tokio::time::Instant::now();
+            let outcome: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&pool)
+                    .await;
+            match outcome {
+                Ok((_, wal_pages, copied_pages)) => tracing::trace!(
+                    wal_pages,
+                    copied_pages,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "WAL checkpoint"
+                ),
+                Err(_) if pool.is_closed() => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "WAL checkpoint failed; the next one retries")
+                }
+            }
+        }
+        pool.close().await;
+    });
+}
