@@ -3,12 +3,6 @@
 //! SQLite admits one writer at a time; a single writer connection lets writes queue in the pool
 //! instead of spinning on the file lock, while a pool of read-only connections serves queries
 //! concurrently (WAL mode). A third connection moves the WAL into the file ([`checkpointer`]).
-//!
-//! New files get pages of [`PAGE_SIZE`] bytes instead of SQLite's 4 KiB: the WAL holds a whole
-//! page for every page a commit touches, and an event's commits touch some thirty pages (a leaf
-//! of each table and index it enters) while changing only a few hundred bytes in each. At 1 KiB
-//! an event writes 46 KB instead of 145 KB (BENCHMARKS.md, 2026-12-07 night). A file keeps the
-//! page size it was created with.
 
 mod checkpointer;
 
@@ -22,8 +16,6 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Read-only connections kept for queries.
 const READERS: u32 = 4;
-/// Page size of a new database file, in bytes; see the module documentation.
-const PAGE_SIZE: u32 = 1024;
 
 /// True for SQLITE_BUSY and its extended codes: another process held the write lock longer
 /// than the busy timeout, which is worth retrying.
@@ -56,8 +48,7 @@ impl SqliteDb {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .page_size(PAGE_SIZE);
+            .busy_timeout(Duration::from_secs(5));
         // Connections of an embedded file cannot go stale: skip the ping before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

@@ -6,7 +6,8 @@
 //! times a second at 200 events/s), and every write queued behind the single writer waits with
 //! it: that was the POST-to-webhook p99 (BENCHMARKS.md, 2026-12-07 night). A PASSIVE checkpoint
 //! never takes the write lock, so here one runs every [`CHECKPOINT_INTERVAL`] beside the writer,
-//! and commits go on while it copies. The writer keeps an automatic checkpoint at
+//! and commits go on while it copies. Under a load that fills the WAL faster, the next one
+//! starts as soon as the last ends. The writer keeps an automatic checkpoint at
 //! [`WRITER_CHECKPOINT_PAGES`] only as a backstop, should this task be starved or gone.
 //!
 //! The alternative, SQLite's WAL hook (checkpoint once N pages are written), needs the raw
@@ -16,12 +17,15 @@
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-/// How often committed pages are copied into the database file: at 1,000 events/s about 8,000
-/// pages of 1 KiB accumulate in between, a quarter of the writer's backstop.
+/// The pause between two checkpoints at an ordinary load: at 1,000 events/s (about 30 pages
+/// each) some 6,000 pages accumulate in it.
 pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// WAL size (in pages) from which the next checkpoint follows the last without a pause: a
+/// quarter of the writer's backstop, so that a saturating load never reaches it.
+const BUSY_WAL_PAGES: i64 = WRITER_CHECKPOINT_PAGES as i64 / 4;
 
 /// WAL size (in pages) at which the writer checkpoints inside a commit after all: far above what
 /// accumulates between two of this task's checkpoints, so it happens only if they stop.
@@ -30,25 +34,30 @@ pub(super) const WRITER_CHECKPOINT_PAGES: u32 = 32_768;
 /// Runs passive checkpoints on `pool` until `stop` is cancelled or the pool is closed.
 pub(super) fn spawn(pool: SqlitePool, stop: CancellationToken) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = ticks.tick() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             let started = tokio::time::Instant::now();
             let outcome: Result<(i64, i64, i64), _> =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_one(&pool)
                     .await;
+            pause = CHECKPOINT_INTERVAL;
             match outcome {
-                Ok((_, wal_pages, copied_pages)) => tracing::trace!(
-                    wal_pages,
-                    copied_pages,
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "WAL checkpoint"
-                ),
+                Ok((_, wal_pages, copied_pages)) => {
+                    tracing::trace!(
+                        wal_pages,
+                        copied_pages,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "WAL checkpoint"
+                    );
+                    if wal_pages >= BUSY_WAL_PAGES {
+                        pause = Duration::ZERO;
+                    }
+                }
                 Err(_) if pool.is_closed() => break,
                 Err(err) => {
                     tracing::warn!(error = %err, "WAL checkpoint failed; the next one retries")
