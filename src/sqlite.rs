@@ -2,7 +2,8 @@
 //!
 //! SQLite admits one writer at a time; a single writer connection lets writes queue in the pool
 //! instead of spinning on the file lock, while a pool of read-only connections serves queries
-//! concurrently (WAL mode). A third connection moves the WAL into the file (`sqlite/checkpointer.rs`).
+//! concurrently (WAL mode). A third connection moves the WAL into the file
+//! (`sqlite/checkpointer.rs`).
 
 mod checkpointer;
 
