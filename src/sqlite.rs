@@ -40,6 +40,15 @@ pub struct SqliteDb {
     _checkpointer_stop: Arc<DropGuard>,
 }
 
+/// A pool of `connections` to the embedded file. Its connections cannot go stale, so none is
+/// pinged before use.
+fn pool_options(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+}
+
 impl SqliteDb {
     /// Opens (creating if needed) the file named by a `sqlite://PATH` URL and brings its schema up
     /// to date.
@@ -50,28 +59,17 @@ impl SqliteDb {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        // Connections of an embedded file cannot go stale: skip the ping before each use.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
+        let writer = pool_options(1)
             .connect_with(options.clone().pragma(
                 "wal_autocheckpoint",
                 checkpointer::WRITER_CHECKPOINT_PAGES.to_string(),
             ))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
+        let reader = pool_options(READERS)
             .connect_with(options.clone().read_only(true))
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
+        let checkpointer = pool_options(1).connect_with(options).await?;
         let stop = CancellationToken::new();
         checkpointer::spawn(checkpointer.clone(), stop.clone());
         Ok(Self {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use eventflow::sqlite::SqliteDb;
 
+mod common;
+use common::eventually;
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -32,14 +35,11 @@ async fn committed_pages_reach_the_file_without_the_writer_checkpointing() {
             .await
             .unwrap();
     }
-    let mut copied = false;
-    for _ in 0..250 {
-        copied = file_len(&path) >= 1_000_000;
-        if copied {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let copied = eventually(Duration::from_secs(5), || {
+        let path = path.clone();
+        async move { file_len(&path) >= 1_000_000 }
+    })
+    .await;
     assert!(
         copied,
         "the file holds {} bytes, the WAL {} bytes",

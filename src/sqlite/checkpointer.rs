@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// WAL size (in pages) from which the next checkpoint follows the last without a pause: a
-/// quarter of the writer's backstop, so that a saturating load never reaches it.
+/// quarter of the writer's backstop, so that a saturating load stays clear of it.
 const BUSY_WAL_PAGES: i64 = WRITER_CHECKPOINT_PAGES as i64 / 4;
 
 /// WAL size (in pages) at which the writer checkpoints inside a commit after all: far above what
@@ -45,8 +45,7 @@ pub(super) fn spawn(pool: SqlitePool, stop: CancellationToken) {
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_one(&pool)
                     .await;
-            pause = CHECKPOINT_INTERVAL;
-            match outcome {
+            let wal_pages = match outcome {
                 Ok((_, wal_pages, copied_pages)) => {
                     tracing::trace!(
                         wal_pages,
@@ -54,15 +53,19 @@ pub(super) fn spawn(pool: SqlitePool, stop: CancellationToken) {
                         elapsed_us = started.elapsed().as_micros() as u64,
                         "WAL checkpoint"
                     );
-                    if wal_pages >= BUSY_WAL_PAGES {
-                        pause = Duration::ZERO;
-                    }
+                    wal_pages
                 }
                 Err(_) if pool.is_closed() => break,
                 Err(err) => {
-                    tracing::warn!(error = %err, "WAL checkpoint failed; the next one retries")
+                    tracing::warn!(error = %err, "WAL checkpoint failed; the next one retries");
+                    0
                 }
-            }
+            };
+            pause = if wal_pages >= BUSY_WAL_PAGES {
+                Duration::ZERO
+            } else {
+                CHECKPOINT_INTERVAL
+            };
         }
         pool.close().await;
     });
